@@ -1,0 +1,73 @@
+# Ketamine clinic patient assistant. `make run` starts everything; `make test` checks everything.
+# Every target does the setup it needs (venv, dependencies, database, model) and skips what is done.
+
+PYTHON ?= python3.10
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RASA   := $(VENV)/bin/rasa
+DEPS   := $(VENV)/.deps-$(shell cat requirements.txt | sha256sum | cut -c1-12)
+
+export RASA_PORT   ?= 5005
+export ACTION_PORT ?= 5055
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONPATH := $(CURDIR)
+
+# The model is named after what it is trained from: a new name means "retrain".
+MODEL_INPUTS := config.yml domain.yml $(sort $(wildcard data/*.yml data/nlu/*.yml)) $(wildcard addons/*.py) requirements.txt
+MODEL_HASH   := $(shell cat $(MODEL_INPUTS) | sha256sum | cut -c1-16)
+MODEL        := models/clinic-$(MODEL_HASH).tar.gz
+
+.PHONY: run test train eval validate pytest stories escalations reconcile db deps clean help
+
+help:
+	@echo "make run          start the assistant (Rasa + action server) on SQLite"
+	@echo "make test         data validation, pytest, conversation tests and the evaluation"
+	@echo "make train        train the model if data/domain/config changed"
+	@echo "make eval         evaluation on tests/eval (fails below tests/eval/bars.yml)"
+	@echo "make escalations  list open escalations"
+
+deps: $(DEPS)
+$(DEPS): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "pip==24.2"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt "setuptools==70.3.0"
+	@rm -f $(VENV)/.deps-*
+	@touch $@
+
+db: $(DEPS)
+	$(PY) -m clinic.cli migrate
+
+train: $(MODEL)
+$(MODEL): $(DEPS) $(MODEL_INPUTS)
+	@mkdir -p models
+	$(RASA) train --quiet --config config.yml --domain domain.yml --data data \
+		--out models --fixed-model-name clinic-$(MODEL_HASH)
+	@find models -name 'clinic-*.tar.gz' ! -name 'clinic-$(MODEL_HASH).tar.gz' -delete
+
+run: $(MODEL) db
+	$(PY) -m clinic.launcher --model $(MODEL)
+
+validate: $(DEPS)
+	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
+
+pytest: $(MODEL) db
+	$(PY) -m pytest
+
+stories: $(MODEL)
+	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml \
+		--endpoints endpoints.yml --fail-on-prediction-errors --out results/stories
+
+eval: $(MODEL)
+	$(PY) -m clinic.evaluation --model $(MODEL)
+
+test: validate pytest stories eval
+
+escalations: db
+	$(PY) -m clinic.cli escalations
+
+reconcile: db
+	$(PY) -m clinic.cli reconcile
+
+clean:
+	rm -rf models results var

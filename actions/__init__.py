@@ -1,0 +1,1 @@
+"""Custom actions: thin adapters from Rasa to the clinic package (``clinic``)."""

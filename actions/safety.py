@@ -1,0 +1,81 @@
+"""The crisis protocol and escalation to staff (logic: clinic.escalation, clinic.guard)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions._common import after_hours_note, channel_of
+from clinic.escalation import escalate
+
+logger = logging.getLogger(__name__)
+
+
+def _record(tracker: Tracker, reason: str) -> int | None:
+    """Opens or updates the conversation's escalation; None if the database failed."""
+    latest = tracker.latest_message or {}
+    try:
+        result = escalate(
+            conversation_id=tracker.sender_id,
+            channel=channel_of(tracker),
+            reason=reason,
+            message_id=latest.get("message_id"),
+            text=latest.get("text"),
+            guard_reason=latest.get("guard"),
+        )
+    except SQLAlchemyError:
+        # Not lost: with no escalation_id slot set, the reconciler records it later.
+        logger.exception("could not record the escalation (reason=%s); the reconciler will retry", reason)
+        return None
+    if result.urgency == "urgent" and (result.created or result.upgraded):
+        logger.warning("URGENT escalation %s needs staff now (reason=%s)", result.escalation_id, reason)
+    return result.escalation_id
+
+
+class ActionCrisisProtocol(Action):
+    """Runs after Rasa has already sent the crisis resources (utter_crisis_resources).
+
+    Opens or upgrades the conversation's escalation to urgent, tells the patient a staff member
+    is being alerted, and leaves any form. It never ends the conversation.
+    """
+
+    def name(self) -> str:
+        return "action_crisis_protocol"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        reason = "emergency" if tracker.get_slot("crisis_kind") == "emergency" else "crisis"
+        escalation_id = _record(tracker, reason)
+        dispatcher.utter_message(response="utter_crisis_staff_alerted")
+        events: list[EventType] = []
+        if escalation_id is not None:
+            events.append(SlotSet("escalation_id", escalation_id))
+        if tracker.active_loop.get("name"):
+            events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+        return events
+
+
+class ActionEscalateToStaff(Action):
+    """Hands a personal medical question, or a request for a person, to clinic staff."""
+
+    def name(self) -> str:
+        return "action_escalate_to_staff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        reason = "asked_for_staff" if intent == "request_human" else "medical_question"
+        escalation_id = _record(tracker, reason)
+        if escalation_id is None:
+            dispatcher.utter_message(response="utter_escalation_failed")
+            return []
+        response = "utter_escalated_human" if reason == "asked_for_staff" else "utter_escalated_medical"
+        dispatcher.utter_message(response=response, after_hours=after_hours_note())
+        return [SlotSet("escalation_id", escalation_id)]

@@ -1,0 +1,33 @@
+"""Rasa NLG adapter: domain responses filled with the clinic's profile values.
+
+Registered in endpoints.yml (``nlg: type: addons.clinic_nlg.ClinicNLG``). It renders the
+responses from domain.yml inside the Rasa server (no action server or HTTP hop), adding the
+``{placeholders}`` of clinic.yml to the slot values. clinic.yml is re-read when it changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.utils.endpoints import EndpointConfig
+
+from clinic.profile import ProfileCache
+
+
+class ClinicNLG(TemplatedNaturalLanguageGenerator):
+    """Templated NLG whose variables are the clinic profile plus slots plus kwargs."""
+
+    def __init__(self, endpoint_config: EndpointConfig | None = None, domain: Domain | None = None) -> None:
+        super().__init__((domain or Domain.empty()).responses)
+        self._profile = ProfileCache()
+        self._profile.get()  # fail at start-up, naming the field, if clinic.yml is invalid
+
+    def _response_variables(  # type: ignore[override]
+        self, filled_slots: dict[str, Any] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = dict(self._profile.values())
+        values.update({k: v for k, v in (filled_slots or {}).items() if v is not None})
+        values.update(kwargs)
+        return values

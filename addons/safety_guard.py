@@ -1,0 +1,85 @@
+"""Rasa NLU adapter for the safety guard (the logic lives in :mod:`clinic.guard`).
+
+Runs after the trained classifier. When the guard fires it overrides the intent (``crisis`` or
+``medical_question``, confidence 1.0) unless the classifier already chose something at least
+as severe; either layer alone is enough to escalate. It always writes its verdict to the parse
+data under ``guard`` (rule and matched words) and, on a crisis, the entities ``crisis_kind``
+(``self_harm`` | ``emergency``) and ``language`` that pick the right crisis text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from clinic.guard import GuardResult, default_guard
+
+GUARD_KEY = "guard"
+_GUARD_INTENT = {"crisis": "crisis", "emergency": "crisis", "medical": "medical_question"}
+_SEVERITY = {"crisis": 2, "medical_question": 1}
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class SafetyGuard(GraphComponent):
+    """Deterministic second opinion on every message; see :mod:`clinic.guard`."""
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "SafetyGuard":
+        return cls()
+
+    def __init__(self) -> None:
+        self._guard = default_guard()
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            self._process(message)
+        return messages
+
+    def _process(self, message: Message) -> None:
+        text = message.get(TEXT) or ""
+        result = self._guard.check(text)
+        classified = (message.get(INTENT) or {}).get("name")
+        verdict = result.as_dict() | {"classifier_intent": classified}
+        message.set(GUARD_KEY, verdict, add_to_output=True)
+
+        if result.fired:
+            intent = _GUARD_INTENT[result.category]
+            if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
+                self._override_intent(message, intent)
+        if (message.get(INTENT) or {}).get("name") == "crisis":
+            self._add_crisis_entities(message, text, result)
+
+    @staticmethod
+    def _override_intent(message: Message, intent: str) -> None:
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != intent]
+        message.set(INTENT, {"name": intent, "confidence": 1.0}, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": 1.0}, *ranking], add_to_output=True)
+
+    @staticmethod
+    def _add_crisis_entities(message: Message, text: str, result: GuardResult) -> None:
+        kind = "emergency" if result.category == "emergency" else "self_harm"
+        entities = [e for e in message.get(ENTITIES) or [] if e.get("entity") not in ("crisis_kind", "language")]
+        for name, value in (("crisis_kind", kind), ("language", result.language)):
+            entities.append(
+                {
+                    "entity": name,
+                    "value": value,
+                    "start": 0,
+                    "end": len(text),
+                    "confidence": 1.0,
+                    "extractor": "SafetyGuard",
+                }
+            )
+        message.set(ENTITIES, entities, add_to_output=True)

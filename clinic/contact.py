@@ -1,0 +1,47 @@
+"""Contact details a patient types: names and phone numbers."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+_NAME_RE = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+)*\.?$", re.UNICODE)
+_NOT_NAMES = frozenset(
+    "yes no yeah nope ok okay hi hello hey thanks thank you sure stop cancel help idk none na n/a".split()
+)
+_NAME_PREFIXES = re.compile(r"^(?:my name is|my name's|name is|it's|its|i am|i'm|im|this is)\s+", re.I)
+
+
+def clean_name(text: str) -> str | None:
+    """A plausible person's name from what the patient typed, or None.
+
+    Accepts letters (any alphabet), spaces, apostrophes, hyphens and dots, 2-100 characters,
+    and strips lead-ins like "my name is".
+    """
+    name = _NAME_PREFIXES.sub("", (text or "").strip()).strip(" .!,")
+    name = re.sub(r"\s+", " ", name)
+    if not 2 <= len(name) <= 100 or name.lower() in _NOT_NAMES or not _NAME_RE.match(name):
+        return None
+    return name
+
+
+def normalize_phone(text: str, region: str = "US") -> str | None:
+    """The phone number in E.164 ("+13125550123"), or None when it is not a valid number."""
+    candidates = [m.number for m in phonenumbers.PhoneNumberMatcher(text or "", region)]
+    if not candidates:
+        try:
+            candidates = [phonenumbers.parse(text or "", region)]
+        except phonenumbers.NumberParseException:
+            return None
+    for number in candidates:
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def display_phone(e164: str) -> str:
+    """A number as people write it: "(312) 555-0123" for US numbers."""
+    number = phonenumbers.parse(e164, "US")
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == 1 else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)

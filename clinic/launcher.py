@@ -1,0 +1,171 @@
+"""Starts the whole assistant: database migrations, action server, Rasa server.
+
+``make run`` calls this. Ports come from ``RASA_PORT`` (5005) and ``ACTION_PORT`` (5055);
+``RASA_API_TOKEN``, when set, protects Rasa's HTTP API. Ctrl-C or SIGTERM stops everything.
+While running, the reconciler records every 30 s any escalation a failed action call missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from clinic.profile import ProfileError, load_profile
+from clinic.settings import PROJECT_DIR
+
+logger = logging.getLogger("clinic.launcher")
+RECONCILE_EVERY = 30.0
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def action_server_command(port: int) -> list[str]:
+    return [_bin("rasa"), "run", "actions", "--port", str(port), "--actions", "actions"]
+
+
+def rasa_server_command(model: str, port: int, interface: str, token: str | None) -> list[str]:
+    command = [
+        _bin("rasa"), "run", "--model", model, "--port", str(port), "--interface", interface,
+        "--enable-api", "--cors", "*", "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+    ]
+    if token:
+        command += ["--auth-token", token]
+    return command
+
+
+def wait_until_up(url: str, timeout: float, processes: Sequence[subprocess.Popen]) -> bool:
+    """Polls ``url`` until it answers, a process dies, or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+class Stack:
+    """The action server and the Rasa server as child processes of one process group."""
+
+    def __init__(self, model: str, rasa_port: int, action_port: int, interface: str = "127.0.0.1",
+                 env: dict[str, str] | None = None, quiet: bool = False) -> None:
+        self.model, self.rasa_port, self.action_port, self.interface = model, rasa_port, action_port, interface
+        self.env = {**os.environ, **(env or {}), "ACTION_PORT": str(action_port), "PYTHONPATH": str(PROJECT_DIR)}
+        self.quiet = quiet
+        self.processes: list[subprocess.Popen] = []
+
+    def _spawn(self, command: list[str]) -> subprocess.Popen:
+        output = subprocess.DEVNULL if self.quiet else None
+        process = subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=output, stderr=output)
+        self.processes.append(process)
+        return process
+
+    def start_actions(self) -> None:
+        self._spawn(action_server_command(self.action_port))
+
+    def start_rasa(self) -> None:
+        self._spawn(rasa_server_command(self.model, self.rasa_port, self.interface, self.env.get("RASA_API_TOKEN")))
+
+    def start(self, timeout: float = 180) -> None:
+        """Starts both servers and waits until both answer."""
+        self.start_actions()
+        self.start_rasa()
+        ok = wait_until_up(f"http://127.0.0.1:{self.action_port}/health", timeout, self.processes) and wait_until_up(
+            f"http://127.0.0.1:{self.rasa_port}/", timeout, self.processes
+        )
+        if not ok:
+            self.stop()
+            raise RuntimeError("the assistant did not start; see the messages above")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+
+def _reconcile_forever(stop: threading.Event) -> None:
+    from clinic.reconcile import reconcile
+
+    while not stop.wait(RECONCILE_EVERY):
+        try:
+            reconcile()
+        except Exception:  # keep the loop alive; the next round retries
+            logger.exception("reconciliation failed; retrying in %ss", RECONCILE_EVERY)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        profile = load_profile()
+    except ProfileError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    from clinic.db import migrate
+
+    migrate()
+    rasa_port = int(os.environ.get("RASA_PORT", "5005"))
+    action_port = int(os.environ.get("ACTION_PORT", "5055"))
+    interface = os.environ.get("RASA_INTERFACE", "127.0.0.1")
+    stack = Stack(args.model, rasa_port, action_port, interface)
+
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        stack.start()
+    except RuntimeError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    threading.Thread(target=_reconcile_forever, args=(stopping,), daemon=True).start()
+    token_note = " -H 'Authorization: Bearer $RASA_API_TOKEN'" if os.environ.get("RASA_API_TOKEN") else ""
+    print(
+        f"\n{profile.name} assistant is running.\n"
+        f"  Talk to it (REST):  curl -s localhost:{rasa_port}/webhooks/rest/webhook "
+        f"-d '{{\"sender\": \"me\", \"message\": \"what is ketamine?\"}}'\n"
+        f"  Socket.IO channel:  http://localhost:{rasa_port}/socket.io\n"
+        f"  HTTP API:           http://localhost:{rasa_port}/status{token_note}\n"
+        f"  Open escalations:   make escalations\n"
+        f"Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    while not stopping.is_set():
+        if any(p.poll() is not None for p in stack.processes):
+            print("A server stopped unexpectedly; shutting down.", file=sys.stderr)
+            stack.stop()
+            return 1
+        stopping.wait(1.0)
+    print("Stopping...", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The clinic's profile (clinic.yml): loading, validation and the values answers use.
+
+Everything that differs between clinics lives in clinic.yml. A missing or invalid field
+raises :class:`ProfileError` naming the field, so start-up stops with a clear message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+import yaml
+from pydantic import BaseModel, Extra, Field, ValidationError, validator
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "clinic.yml"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TREATMENT_NAMES = {
+    "iv": "IV infusions",
+    "im": "IM injections",
+    "esketamine": "Spravato (esketamine) nasal spray",
+}
+logger = logging.getLogger(__name__)
+_HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+class ProfileError(ValueError):
+    """clinic.yml is missing, unreadable or has an invalid field."""
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """One weekday's opening hours; ``None`` times mean closed."""
+
+    opens: time | None
+    closes: time | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.opens is not None
+
+
+def _parse_hours(value: str) -> OpeningHours:
+    text = str(value).strip().lower()
+    if text == "closed":
+        return OpeningHours(None, None)
+    match = _HOURS_RE.match(text)
+    if not match:
+        raise ValueError('use "HH:MM-HH:MM" (24-hour) or "closed"')
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
+        raise ValueError("not a valid time of day")
+    opens, closes = time(h1, m1), time(min(h2, 23), m2 if h2 < 24 else 59)
+    if closes <= opens:
+        raise ValueError("closing time must be after opening time")
+    return OpeningHours(opens, closes)
+
+
+class Prices(BaseModel, extra=Extra.forbid):
+    consultation: float = Field(..., ge=0)
+    iv_infusion: float | None = Field(None, ge=0)
+    iv_series_of_six: float | None = Field(None, ge=0)
+    im_injection: float | None = Field(None, ge=0)
+    spravato_session: float | None = Field(None, ge=0)
+
+
+class Consultation(BaseModel, extra=Extra.forbid):
+    free: bool
+    minutes: int = Field(..., gt=0, le=240)
+    formats: list[str] = Field(..., min_items=1)
+
+    @validator("formats", each_item=True)
+    def _known_format(cls, value: str) -> str:  # noqa: N805 (pydantic validator)
+        if value not in ("in person", "video", "phone"):
+            raise ValueError('each format must be "in person", "video" or "phone"')
+        return value
+
+
+class ClinicProfile(BaseModel):
+    """The validated contents of clinic.yml."""
+
+    name: str = Field(..., min_length=2, max_length=120)
+    phone: str
+    sms_number: str
+    website: str = Field(..., regex=r"^https?://\S+$")
+    address: str = Field(..., min_length=5)
+    parking: str = Field(..., min_length=2)
+    timezone: str
+    hours: dict[str, OpeningHours]
+    prices: Prices
+    insurance: str = Field(..., min_length=2)
+    payment_options: str = Field(..., min_length=2)
+    consultation: Consultation
+    fasting_hours: int = Field(..., ge=0, le=24)
+    treatments: list[str] = Field(..., min_items=1)
+    conditions_treated: list[str] = Field(..., min_items=1)
+    response_time: str = Field(..., min_length=2)
+    cancellation_policy: str = Field(..., min_length=2)
+    retention_days: int = Field(..., ge=30)
+
+    class Config:
+        extra = Extra.forbid
+        arbitrary_types_allowed = True
+
+    @validator("phone", "sms_number")
+    def _valid_phone(cls, value: str) -> str:  # noqa: N805
+        try:
+            number = phonenumbers.parse(str(value), "US")
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError(f"not a phone number ({exc})") from None
+        if not phonenumbers.is_possible_number(number):
+            raise ValueError("not a possible phone number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    @validator("timezone")
+    def _valid_timezone(cls, value: str) -> str:  # noqa: N805
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use e.g. America/Chicago)") from None
+        return value
+
+    @validator("hours", pre=True)
+    def _valid_hours(cls, value: Any) -> dict[str, OpeningHours]:  # noqa: N805
+        if not isinstance(value, dict):
+            raise ValueError("must map each weekday to its hours")
+        missing = [day for day in WEEKDAYS if day not in value]
+        if missing:
+            raise ValueError(f"missing weekday(s): {', '.join(missing)}")
+        unknown = [day for day in value if day not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"unknown weekday(s): {', '.join(map(str, unknown))}")
+        parsed = {}
+        for day in WEEKDAYS:
+            try:
+                parsed[day] = _parse_hours(value[day])
+            except ValueError as exc:
+                raise ValueError(f"{day}: {exc}") from None
+        return parsed
+
+    @validator("treatments", each_item=True)
+    def _known_treatment(cls, value: str) -> str:  # noqa: N805
+        if value not in TREATMENT_NAMES:
+            raise ValueError(f"unknown treatment {value!r}; use {', '.join(TREATMENT_NAMES)}")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def answer_values(self) -> dict[str, str]:
+        """The ``{placeholders}`` answers may use, as display strings."""
+        consultation_cost = "free" if self.consultation.free else _money(self.prices.consultation)
+        return {
+            "clinic_name": self.name,
+            "clinic_phone": _display_phone(self.phone),
+            "clinic_sms": _display_phone(self.sms_number),
+            "clinic_website": self.website,
+            "clinic_address": self.address,
+            "clinic_parking": self.parking,
+            "clinic_hours": _hours_text(self.hours),
+            "prices_text": _prices_text(self),
+            "insurance_text": self.insurance,
+            "payment_options": self.payment_options,
+            "consultation_cost": consultation_cost,
+            "consultation_minutes": str(self.consultation.minutes),
+            "consultation_formats": _join(self.consultation.formats, "or", by=True),
+            "fasting_hours": str(self.fasting_hours),
+            "treatments_text": _join([TREATMENT_NAMES[t] for t in self.treatments], "and"),
+            "conditions_text": _join(self.conditions_treated, "and"),
+            "response_time": self.response_time,
+            "cancellation_policy": self.cancellation_policy,
+        }
+
+
+def _money(amount: float) -> str:
+    return f"${amount:,.0f}" if float(amount).is_integer() else f"${amount:,.2f}"
+
+
+def _display_phone(e164: str) -> str:
+    number = phonenumbers.parse(e164, "US")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def _join(items: list[str], word: str, by: bool = False) -> str:
+    items = [f"by {i}" if by and i in ("video", "phone") else i for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def _clock(t: time) -> str:
+    hour = t.hour % 12 or 12
+    suffix = "AM" if t.hour < 12 else "PM"
+    return f"{hour} {suffix}" if t.minute == 0 else f"{hour}:{t.minute:02d} {suffix}"
+
+
+def _hours_text(hours: dict[str, OpeningHours]) -> str:
+    """Groups consecutive weekdays with equal hours: "Monday to Thursday 8 AM to 6 PM, ..."."""
+    groups: list[tuple[list[str], OpeningHours]] = []
+    for day in WEEKDAYS:
+        if groups and groups[-1][1] == hours[day]:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], hours[day]))
+    parts = []
+    for days, h in groups:
+        span = days[0].title() if len(days) == 1 else f"{days[0].title()} to {days[-1].title()}"
+        if h.is_open:
+            parts.append(f"{span} {_clock(h.opens)} to {_clock(h.closes)}")
+        else:
+            parts.append(f"closed {span}")
+    return ", ".join(parts)
+
+
+def _prices_text(profile: ClinicProfile) -> str:
+    p = profile.prices
+    sentences = []
+    if "iv" in profile.treatments and p.iv_infusion is not None:
+        series = f", or {_money(p.iv_series_of_six)} for a series of six" if p.iv_series_of_six else ""
+        sentences.append(f"An IV infusion is {_money(p.iv_infusion)}{series}.")
+    if "im" in profile.treatments and p.im_injection is not None:
+        sentences.append(f"An IM injection is {_money(p.im_injection)}.")
+    if "esketamine" in profile.treatments and p.spravato_session is not None:
+        sentences.append(f"A Spravato session is {_money(p.spravato_session)}.")
+    return " ".join(sentences) or "Please call us for current prices."
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc if part != "__root__")
+
+
+def load_profile(path: str | os.PathLike | None = None) -> ClinicProfile:
+    """Reads and validates clinic.yml.
+
+    Args:
+        path: the file to read; defaults to ``$CLINIC_PROFILE`` or the project's clinic.yml.
+
+    Returns:
+        The validated profile.
+
+    Raises:
+        ProfileError: naming the first missing or invalid field.
+    """
+    path = Path(path or os.environ.get("CLINIC_PROFILE") or DEFAULT_PATH)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read the clinic profile ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: must be a mapping of fields")
+    try:
+        return ClinicProfile.parse_obj(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _field_path(first["loc"])
+        kind = "missing" if first["type"] == "value_error.missing" else "invalid"
+        detail = "" if kind == "missing" else f": {first['msg']}"
+        raise ProfileError(f"{path}: {kind} field '{field}'{detail}") from None
+
+
+class ProfileCache:
+    """Keeps the parsed profile and re-reads the file when it changes on disk."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self._path = Path(path or os.environ.get("CLINIC_PROFILE") or DEFAULT_PATH)
+        self._stamp: tuple[int, int] | None = None
+        self._profile: ClinicProfile | None = None
+        self._values: dict[str, str] = {}
+
+    def get(self) -> ClinicProfile:
+        """Returns the current profile; a broken edit keeps serving the last good one."""
+        stat = self._path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            try:
+                profile = load_profile(self._path)
+            except ProfileError:
+                if self._profile is None:
+                    raise
+                logger.error(
+                    "clinic.yml changed but is invalid; still using the previous profile",
+                    exc_info=True,
+                )
+                self._stamp = stamp
+                return self._profile
+            self._profile, self._values, self._stamp = profile, profile.answer_values(), stamp
+        return self._profile
+
+    def values(self) -> dict[str, str]:
+        self.get()
+        return self._values
