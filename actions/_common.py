@@ -11,6 +11,9 @@ from clinic.hours import describe_next_opening, is_open
 from clinic.profile import ProfileCache
 
 
+FORM_SLOTS = ("patient_name", "phone", "preferred_time", "requested_slot")
+
+
 @lru_cache(maxsize=1)
 def profile_cache() -> ProfileCache:
     return ProfileCache()

@@ -12,13 +12,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions._common import channel_of, profile_cache
+from actions._common import FORM_SLOTS, channel_of, profile_cache
 from clinic.booking import create_request
 from clinic.contact import clean_name, display_phone, normalize_phone
 from clinic.timeparse import display_time, parse_preferred_time
 
 logger = logging.getLogger(__name__)
-FORM_SLOTS = ("patient_name", "phone", "preferred_time", "requested_slot")
 
 
 class ValidateBookingForm(FormValidationAction):

@@ -10,7 +10,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions._common import after_hours_note, channel_of
+from actions._common import FORM_SLOTS, after_hours_note, channel_of
 from clinic.escalation import escalate
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ class ActionCrisisProtocol(Action):
         if escalation_id is not None:
             events.append(SlotSet("escalation_id", escalation_id))
         if tracker.active_loop.get("name"):
-            events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+            # leave the form and forget its half-filled answers (a later booking starts afresh)
+            events += [ActiveLoop(None), *(SlotSet(slot, None) for slot in FORM_SLOTS)]
         return events
 
 

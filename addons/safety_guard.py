@@ -3,7 +3,10 @@
 Runs after the trained classifier. When the guard fires it overrides the intent (``crisis`` or
 ``medical_question``, confidence 1.0) unless the classifier already chose something at least
 as severe; either layer alone is enough to escalate. It always writes its verdict to the parse
-data under ``guard`` (rule and matched words) and, on a crisis, the entities ``crisis_kind``
+data under ``guard`` (rule and matched words). The one thing it may undo is a classifier
+``crisis`` (or ``medical_question`` with no medical term in the message) whose only danger
+words are part of a known idiom, with no crisis phrase matched.
+On a crisis, the entities ``crisis_kind``
 (``self_harm`` | ``emergency``) and ``language`` that pick the right crisis text.
 """
 
@@ -58,6 +61,14 @@ class SafetyGuard(GraphComponent):
             intent = _GUARD_INTENT[result.category]
             if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
                 self._override_intent(message, intent)
+        elif result.idioms and (
+            classified == "crisis" or (classified == "medical_question" and not result.medical_terms)
+        ):
+            # The only danger words sit inside an everyday idiom ("I'd kill for a coffee",
+            # "my mom will kill me") and no crisis phrase or medical term matched: take the
+            # classifier's next choice instead.
+            self._veto(message, classified)
+            verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
         if (message.get(INTENT) or {}).get("name") == "crisis":
             self._add_crisis_entities(message, text, result)
 
@@ -66,6 +77,13 @@ class SafetyGuard(GraphComponent):
         ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != intent]
         message.set(INTENT, {"name": intent, "confidence": 1.0}, add_to_output=True)
         message.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": 1.0}, *ranking], add_to_output=True)
+
+    @staticmethod
+    def _veto(message: Message, intent: str) -> None:
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") not in (intent, "crisis")]
+        fallback = {"name": "nlu_fallback", "confidence": 1.0}
+        message.set(INTENT, ranking[0] if ranking else fallback, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking or [fallback], add_to_output=True)
 
     @staticmethod
     def _add_crisis_entities(message: Message, text: str, result: GuardResult) -> None:

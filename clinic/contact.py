@@ -6,9 +6,13 @@ import re
 
 import phonenumbers
 
-_NAME_RE = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+)*\.?$", re.UNICODE)
-_NOT_NAMES = frozenset(
-    "yes no yeah nope ok okay hi hello hey thanks thank you sure stop cancel help idk none na n/a".split()
+# Words of letters joined by a space, apostrophe, hyphen or dot; a dot may be followed by a
+# space ("John F. Kennedy", "Dr. Jane Doe").
+_NAME_RE = re.compile(r"^[^\W\d_]+(?:(?:[ '\-]|\. ?)[^\W\d_]+)*\.?$", re.UNICODE)
+# A "name" made only of these words is a reply, not a name ("thank you", "no thanks").
+_NOT_NAME_WORDS = frozenset(
+    "yes no yeah yep nope ok okay hi hello hey there thanks thank you sure not stop cancel help idk "
+    "none na please".split()
 )
 _NAME_PREFIXES = re.compile(r"^(?:my name is|my name's|name is|it's|its|i am|i'm|im|this is)\s+", re.I)
 
@@ -21,7 +25,9 @@ def clean_name(text: str) -> str | None:
     """
     name = _NAME_PREFIXES.sub("", (text or "").strip()).strip(" .!,")
     name = re.sub(r"\s+", " ", name)
-    if not 2 <= len(name) <= 100 or name.lower() in _NOT_NAMES or not _NAME_RE.match(name):
+    if not 2 <= len(name) <= 100 or not _NAME_RE.match(name):
+        return None
+    if all(word.strip(".'-") in _NOT_NAME_WORDS for word in name.lower().split()):
         return None
     return name
 

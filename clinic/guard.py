@@ -58,6 +58,16 @@ _OTHER_PERSONS = {
     "i": ("he", "she", "they"),
     "me": ("him", "her", "them"),
 }
+_MEDICAL_LABELS = (
+    "MEDICINE", "MEDICINE_WORD", "CONTRAINDICATION", "CONDITION", "PREGNANCY", "SYMPTOM",
+    "AFTER_TREATMENT", "TEST", "DOSE_WORD", "VERDICT",
+)
+_POSSESSIVES = frozenset({"my", "his", "her", "their", "our", "mine"})
+_TAKING_WORDS = frozenset(
+    {"on", "take", "taking", "prescribe", "use", "stop", "quit", "switch", "wean", "taper", "try", "smoke", "drink", "need"}
+)
+_HAVING_WORDS = frozenset({"have", "be", "'m", "'s", "diagnose", "history", "suffer", "with", "get", "deal", "struggle"})
+_FEELING_WORDS = frozenset({"feel", "felt", "feeling", "still", "since", "worse", "weird", "off", "hurt", "pain", "sick"})
 _TENSE_WORDS = frozenset({"having", "is", "are", "am", "'m", "'re", "'s", "keeps", "won't", "can't"})
 _REPEAT_RE = re.compile(r"(\w)\1{2,}")
 _WORD_RE = re.compile(r"[\w'/]+", re.UNICODE)
@@ -72,6 +82,8 @@ class GuardResult:
     matched: list[str] = field(default_factory=list)
     language: str = "en"
     negated: list[str] = field(default_factory=list)
+    idioms: list[str] = field(default_factory=list)
+    medical_terms: list[str] = field(default_factory=list)
 
     @property
     def fired(self) -> bool:
@@ -84,6 +96,8 @@ class GuardResult:
             "matched": self.matched,
             "language": self.language,
             "negated": self.negated,
+            "idioms": self.idioms,
+            "medical_terms": self.medical_terms,
         }
 
 
@@ -103,6 +117,8 @@ class SafetyGuard:
         self.nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
         self.nlp.initialize()
         self._lemma_table = self.nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+        for word, lemma in (yaml.safe_load((lexicon_dir / "lemma_fixes.yml").read_text(encoding="utf-8")) or {}).items():
+            self._lemma_table.set(str(word), str(lemma))
         self.shorthand = self._load_shorthand()
         self.matcher = Matcher(self.nlp.vocab)
         self._known: set[str] = set(_load_yaml(self._dir, "vocabulary.yml").get("words", []))
@@ -113,7 +129,7 @@ class SafetyGuard:
         pregnancy_words = [
             c for c in conditions.get("other", []) if re.search(r"pregnan|breast|nursing|conceiv|ivf", c)
         ]
-        contraindications = conditions.get("contraindications", []) + pregnancy_words
+        contraindications = conditions.get("contraindications", [])
         other_conditions = [
             c
             for key in ("mental_health", "pain", "other")
@@ -140,6 +156,7 @@ class SafetyGuard:
         self._add("MEDICINE_WORD", [g for g in generic if g not in _NOT_MEDICINES], typos=1)
         self._add("CONTRAINDICATION", contraindications, typos=1)
         self._add("CONDITION", other_conditions, typos=1)
+        self._add("PREGNANCY", pregnancy_words, typos=1)
         self._add("SYMPTOM", symptoms.get("general", []), typos=1)
         self._add("AFTER_TREATMENT", symptoms.get("after_treatment", []))
         self._add("PERSONAL", framing.get("personal", []))
@@ -252,12 +269,14 @@ class SafetyGuard:
         result = GuardResult(language=self._language(doc, spans))
         blocked = spans.get("IDIOM", []) + spans.get("NEGATED", [])
         result.negated = _texts(spans.get("NEGATED", []))
+        result.idioms = _texts(spans.get("IDIOM", []))
 
         def live(label: str) -> list[Span]:
             return [s for s in spans.get(label, []) if not any(_overlaps(s, b) for b in blocked)]
 
         spans = {label: live(label) for label in spans if label not in ("IDIOM", "NEGATED")}
         get = lambda label: spans.get(label, [])  # noqa: E731
+        result.medical_terms = _texts(s for label in _MEDICAL_LABELS for s in get(label))
         self_harm, others, overdose, emergency = get("SELF_HARM"), get("HARM_OTHERS"), get("OVERDOSE"), get("EMERGENCY")
         ingested = get("INGESTION") and (get("MEDICINE") or get("MEDICINE_WORD"))
         intentional = any(w in doc.text for w in _INTENT_WORDS)
@@ -286,15 +305,20 @@ class SafetyGuard:
             comparison = any(t.lemma_ in _COMPARISON for t in doc)
             if personal or cue or not comparison:
                 return _fire(result, "medical", "named_medicine", medicines + personal[:1])
-        if get("MEDICINE_WORD") and (personal or cue):
-            return _fire(result, "medical", "personal_medicine", get("MEDICINE_WORD") + personal[:1] + cue[:1])
+        owned_medicine = [m for m in get("MEDICINE_WORD") if _attributed(doc, m, _TAKING_WORDS)]
+        if owned_medicine and personal:
+            return _fire(result, "medical", "personal_medicine", owned_medicine + personal[:1])
         if (dose_numbers and (personal or cue or get("DOSE_WORD"))) or (get("DOSE_WORD") and personal):
             return _fire(result, "medical", "personal_dose", get("DOSE_WORD") + personal[:1], extra=dose_numbers)
         if bp or (get("TEST") and personal):
             return _fire(result, "medical", "test_result", get("TEST") + personal[:1], extra=bp)
-        if get("CONTRAINDICATION") and personal:
-            return _fire(result, "medical", "personal_condition", get("CONTRAINDICATION") + personal[:1])
-        if get("AFTER_TREATMENT") and experiential:
+        if get("PREGNANCY") and personal:
+            return _fire(result, "medical", "pregnancy", get("PREGNANCY") + personal[:1])
+        owned_condition = [c for c in get("CONTRAINDICATION") if _attributed(doc, c, _HAVING_WORDS)]
+        if owned_condition and personal:
+            return _fire(result, "medical", "personal_condition", owned_condition + personal[:1])
+        feeling = get("SYMPTOM") or any(t.lemma_ in _FEELING_WORDS for t in doc)
+        if get("AFTER_TREATMENT") and experiential and feeling:
             return _fire(result, "medical", "treatment_reaction", get("AFTER_TREATMENT") + get("SYMPTOM"))
         if get("SYMPTOM") and experiential:
             return _fire(result, "medical", "personal_symptom", get("SYMPTOM") + experiential[:1])
@@ -325,6 +349,12 @@ def _fire(result: GuardResult, category: str, rule: str, spans: list[Span], extr
     result.category, result.rule = category, rule
     result.matched = _texts(spans) + [e for e in extra if e]
     return result
+
+
+def _attributed(doc: Doc, span: Span, cues: frozenset[str], window: int = 4) -> bool:
+    """Whether a possessive or a cue word stands shortly before the span ("my meds", "I'm on X")."""
+    before = doc[max(0, span.start - window) : span.start]
+    return any(t.lower_ in _POSSESSIVES or t.lemma_ in cues for t in before)
 
 
 def _overlaps(a: Span, b: Span) -> bool:
