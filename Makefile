@@ -52,7 +52,7 @@ validate: $(DEPS)
 	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 
 pytest: $(MODEL) db
-	$(PY) -m pytest
+	CLINIC_MODEL=$(MODEL) $(PY) -m pytest
 
 stories: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml \

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from rasa_sdk import Tracker
 
-from clinic.hours import describe_next_opening, is_open
+from clinic.hours import describe_next_opening, is_open, next_opening
 from clinic.profile import ProfileCache
 
 
@@ -29,4 +29,6 @@ def after_hours_note(now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     if is_open(profile, now):
         return ""
+    if next_opening(profile, now) is None:  # "from as soon as the clinic reopens" is not English
+        return f" We're closed right now, so that will be {describe_next_opening(profile, now)}."
     return f" We're closed right now, so that will be from {describe_next_opening(profile, now)}."

@@ -32,6 +32,11 @@ _SEVERITY = {"crisis": 2, "medical_question": 1}
 class SafetyGuard(GraphComponent):
     """Deterministic second opinion on every message; see :mod:`clinic.guard`."""
 
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        # the FallbackClassifier's threshold: a vetoed intent's runner-up must clear it too
+        return {"fallback_threshold": 0.3}
+
     @classmethod
     def create(
         cls,
@@ -40,10 +45,11 @@ class SafetyGuard(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "SafetyGuard":
-        return cls()
+        return cls(config)
 
-    def __init__(self) -> None:
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
         self._guard = default_guard()
+        self._threshold = float((config or {}).get("fallback_threshold", 0.3))
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -67,7 +73,8 @@ class SafetyGuard(GraphComponent):
             # The only danger words sit inside an everyday idiom ("I'd kill for a coffee",
             # "my mom will kill me") and no crisis phrase or medical term matched: take the
             # classifier's next choice instead.
-            self._veto(message, classified)
+            excluded = {"crisis", classified} | (set() if result.medical_terms else {"medical_question"})
+            self._veto(message, excluded, self._threshold)
             verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
         if (message.get(INTENT) or {}).get("name") == "crisis":
             self._add_crisis_entities(message, text, result)
@@ -79,11 +86,13 @@ class SafetyGuard(GraphComponent):
         message.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": 1.0}, *ranking], add_to_output=True)
 
     @staticmethod
-    def _veto(message: Message, intent: str) -> None:
-        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") not in (intent, "crisis")]
-        fallback = {"name": "nlu_fallback", "confidence": 1.0}
-        message.set(INTENT, ranking[0] if ranking else fallback, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, ranking or [fallback], add_to_output=True)
+    def _veto(message: Message, excluded: set[str], threshold: float) -> None:
+        """Replaces the intent by the best remaining one, or nlu_fallback if none is confident."""
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") not in excluded | {"nlu_fallback"}]
+        best = ranking[0] if ranking and ranking[0].get("confidence", 0) >= threshold else None
+        chosen = best or {"name": "nlu_fallback", "confidence": 1.0}
+        message.set(INTENT, chosen, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking if best else [chosen, *ranking], add_to_output=True)
 
     @staticmethod
     def _add_crisis_entities(message: Message, text: str, result: GuardResult) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 
 from clinic.db import BookingRequest, session_scope
 
@@ -28,7 +28,8 @@ def create_request(
             full_name=full_name,
             phone=phone,
             preferred_time_text=preferred_time_text,
-            preferred_time=preferred_time,
+            # in UTC like every other timestamp: SQLite would otherwise keep local wall time
+            preferred_time=preferred_time.astimezone(timezone.utc) if preferred_time else None,
             status="requested",
         )
         session.add(request)

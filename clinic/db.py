@@ -114,10 +114,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - dr
     cursor.close()
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
     """One engine per database URL (created on first use, never at import time)."""
-    url = url or clinic_database_url()
+    # Resolve the default first: caching it under ``None`` would ignore a changed environment.
+    return _engine(url or clinic_database_url())
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from clinic.db import Escalation, EscalationMessage, session_scope, utcnow
 
@@ -162,7 +162,7 @@ def is_recorded(conversation_id: str, message_id: str, database_url: str | None 
 def list_escalations(status: str | None = "open", database_url: str | None = None) -> list[Escalation]:
     """Escalations, urgent first then oldest first; ``status=None`` lists all."""
     with session_scope(database_url) as session:
-        query = select(Escalation)
+        query = select(Escalation).options(selectinload(Escalation.messages))
         if status:
             query = query.where(Escalation.status == status)
         query = query.order_by((Escalation.urgency == "urgent").desc(), Escalation.created_at)

@@ -111,10 +111,15 @@ def outcome_from_events(events: list[dict[str, Any]], latency_ms: float = 0.0) -
             utter = (event.get("metadata") or {}).get("utter_action")
             if utter:
                 outcome.utter_actions.append(utter)
-        elif kind == "active_loop" and event.get("name") == "booking_form":
-            outcome.booking_started = True
+        elif kind == "active_loop":
+            # the form started, or (when it was already running) stopped
+            outcome.booking_started = event.get("name") == "booking_form"
         elif kind == "slot" and event.get("name") == "crisis_kind":
             outcome.crisis_kind = event.get("value")
+    if "booking_form" in outcome.actions and not any(
+        e.get("event") == "active_loop" for e in events[last_user + 1 :]
+    ):
+        outcome.booking_started = True  # the form was already active and kept going
     return outcome
 
 

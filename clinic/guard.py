@@ -27,7 +27,7 @@ from typing import Any
 
 import spacy
 import yaml
-from spacy.matcher import Matcher
+from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
@@ -69,7 +69,12 @@ _TAKING_WORDS = frozenset(
 _HAVING_WORDS = frozenset({"have", "be", "'m", "'s", "diagnose", "history", "suffer", "with", "get", "deal", "struggle"})
 _FEELING_WORDS = frozenset({"feel", "felt", "feeling", "still", "since", "worse", "weird", "off", "hurt", "pain", "sick"})
 _TENSE_WORDS = frozenset({"having", "is", "are", "am", "'m", "'re", "'s", "keeps", "won't", "can't"})
-_REPEAT_RE = re.compile(r"(\w)\1{2,}")
+_REPEAT_RE = re.compile(r"(\S)\1{2,}")
+# Characters no lexicon phrase contains: anything but letters, digits, spaces, ' - / . , ! ? ¿ ¡
+_NOT_WORDLIKE_RE = re.compile(r"[^\w\s'\u2019\-/.,!?¿¡]|_")
+_OTHER_SCRIPT_RE = re.compile(r"[^\x00-\x7f¿¡áéíóúñüÁÉÍÓÚÑÜ\u2018\u2019]")
+_LONG_RUN_RE = re.compile(r"(\S{32})")
+_MAX_TYPO_WORD = 24  # longer "words" are never misspelt lexicon words
 _WORD_RE = re.compile(r"[\w'/]+", re.UNICODE)
 
 
@@ -120,7 +125,12 @@ class SafetyGuard:
         for word, lemma in (yaml.safe_load((lexicon_dir / "lemma_fixes.yml").read_text(encoding="utf-8")) or {}).items():
             self._lemma_table.set(str(word), str(lemma))
         self.shorthand = self._load_shorthand()
-        self.matcher = Matcher(self.nlp.vocab)
+        self.matcher = Matcher(self.nlp.vocab)  # phrases with "*", "|" or tense words
+        self.phrase_matcher = PhraseMatcher(self.nlp.vocab, attr="LEMMA")  # plain phrases (fast)
+        # what a Matcher pattern can start with, and its longest length (see _pattern_matches)
+        self._first_lemmas: set[str] = set()
+        self._first_lowers: set[str] = set()
+        self._longest = 1
         self._known: set[str] = set(_load_yaml(self._dir, "vocabulary.yml").get("words", []))
         self._typo_targets: dict[str, int] = {}
         medicines = _load_yaml(self._dir, "medicines.yml")
@@ -211,9 +221,13 @@ class SafetyGuard:
                 (words of 6+ letters), 2 up to two edits for words of 8+ letters.
             persons: also match the phrase about a third person.
         """
-        patterns = []
+        patterns, plain = [], []
         for phrase in phrases:
             phrase = self._normalize(phrase)
+            if self._is_plain(phrase, persons):
+                plain.append(self.nlp(phrase))
+                self._remember_words(phrase, typos)
+                continue
             pattern = [spec for slot in phrase.split() for spec in self._slot(slot, persons)]
             # a pattern may not start or end with a wildcard
             while pattern and pattern[0] == {"OP": "?"}:
@@ -222,13 +236,30 @@ class SafetyGuard:
                 pattern.pop()
             if pattern:
                 patterns.append(pattern)
-            words = re.findall(r"[a-záéíóúñü]+", phrase)
-            self._known.update(words)
-            for word in words:
-                if typos and len(word) >= 6:
-                    self._typo_targets[word] = max(self._typo_targets.get(word, 0), typos)
+            self._remember_words(phrase, typos)
         if patterns:
             self.matcher.add(label, patterns)
+            for pattern in patterns:
+                first = pattern[0]
+                values = first.get("LEMMA", first.get("LOWER"))
+                target = self._first_lemmas if "LEMMA" in first else self._first_lowers
+                target.update(values["IN"] if isinstance(values, dict) else [values])
+                self._longest = max(self._longest, len(pattern))
+        if plain:
+            self.phrase_matcher.add(label, plain)
+
+    def _is_plain(self, phrase: str, persons: bool) -> bool:
+        words = [t.text for t in self.nlp.make_doc(phrase)]
+        if "*" in phrase or "|" in phrase or any(w in _TENSE_WORDS for w in words):
+            return False
+        return not (persons and any(self._lemma(w) in _OTHER_PERSONS for w in words))
+
+    def _remember_words(self, phrase: str, typos: int) -> None:
+        words = re.findall(r"[a-záéíóúñü]+", phrase)
+        self._known.update(words)
+        for word in words:
+            if typos and len(word) >= 6:
+                self._typo_targets[word] = max(self._typo_targets.get(word, 0), typos)
 
     # -- reading a message -----------------------------------------------------------------
 
@@ -236,7 +267,7 @@ class SafetyGuard:
         text = unicodedata.normalize("NFKC", text)[:MAX_CHARS].lower()
         text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
         text = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
-        text = _REPEAT_RE.sub(r"\1\1", text)
+        text = _REPEAT_RE.sub(r"\1\1", text)  # "soooo" -> "soo", "!!!!!" -> "!!", emoji runs
         return " ".join(self._expand(word) for word in text.split())
 
     def _expand(self, word: str) -> str:
@@ -248,7 +279,9 @@ class SafetyGuard:
     def _correct_typos(self, text: str) -> str:
         def fix(match: re.Match) -> str:
             word = match.group(0)
-            if len(word) < 6 or word in self._known or not word.isalpha() or word in self._lemma_table:
+            if not 6 <= len(word) <= _MAX_TYPO_WORD or word in self._known or not word.isalpha():
+                return word
+            if word in self._lemma_table:
                 return word
             return _closest(word, self._typo_index, self._typo_targets) or word
 
@@ -256,7 +289,12 @@ class SafetyGuard:
 
     def read(self, text: str) -> Doc:
         """The normalized, typo-corrected, lemmatized message."""
-        return self.nlp(self._correct_typos(self._normalize(text or "")))
+        text = _NOT_WORDLIKE_RE.sub(" ", (text or "")[:MAX_CHARS])  # symbols, emoji, control bytes
+        text = _LONG_RUN_RE.sub(r"\1 ", text)  # no word is this long: keeps tokenizing linear
+        # the lexicons are English and Spanish: a word with other letters cannot match (and junk
+        # bytes would cost spaCy a new vocabulary entry each)
+        text = " ".join(w for w in text.split() if not _OTHER_SCRIPT_RE.search(w))
+        return self.nlp(self._correct_typos(self._normalize(text)))
 
     def check(self, text: str) -> GuardResult:
         """Classifies one patient message; see the module docstring for the rules."""
@@ -264,7 +302,7 @@ class SafetyGuard:
             return GuardResult()
         doc = self.read(text)
         spans: dict[str, list[Span]] = {}
-        for match_id, start, end in self.matcher(doc):
+        for match_id, start, end in [*self._pattern_matches(doc), *self.phrase_matcher(doc)]:
             spans.setdefault(self.nlp.vocab.strings[match_id], []).append(doc[start:end])
         result = GuardResult(language=self._language(doc, spans))
         blocked = spans.get("IDIOM", []) + spans.get("NEGATED", [])
@@ -279,7 +317,8 @@ class SafetyGuard:
         result.medical_terms = _texts(s for label in _MEDICAL_LABELS for s in get(label))
         self_harm, others, overdose, emergency = get("SELF_HARM"), get("HARM_OTHERS"), get("OVERDOSE"), get("EMERGENCY")
         ingested = get("INGESTION") and (get("MEDICINE") or get("MEDICINE_WORD"))
-        intentional = any(w in doc.text for w in _INTENT_WORDS)
+        text = doc.text  # built once: Doc.text joins every token on each access
+        intentional = any(w in text for w in _INTENT_WORDS)
         if self_harm or others or ((overdose or ingested or emergency) and intentional):
             rule = "self_harm" if self_harm else ("harm_to_others" if others else "intentional_overdose")
             return _fire(result, "crisis", rule, self_harm + others + overdose + emergency + get("INGESTION"))
@@ -288,6 +327,23 @@ class SafetyGuard:
         if ingested:
             return _fire(result, "emergency", "accidental_ingestion", get("INGESTION") + get("MEDICINE") + get("MEDICINE_WORD"))
         return self._medical(doc, spans, result)
+
+    def _pattern_matches(self, doc: Doc) -> list[tuple[int, int, int]]:
+        """Matcher results, running the Matcher only on windows that start where a pattern can.
+
+        Same matches as ``self.matcher(doc)``; on long or junk messages it skips the tokens no
+        pattern starts with, which keeps the guard fast whatever the input.
+        """
+        starts = [
+            i for i, t in enumerate(doc) if t.lemma_ in self._first_lemmas or t.lower_ in self._first_lowers
+        ]
+        windows: list[list[int]] = []
+        for i in starts:
+            if windows and i < windows[-1][1]:
+                windows[-1][1] = min(len(doc), i + self._longest)
+            else:
+                windows.append([i, min(len(doc), i + self._longest)])
+        return [(m, a + s, a + e) for a, b in windows for m, s, e in self.matcher(doc[a:b])]
 
     def _medical(self, doc: Doc, spans: dict[str, list[Span]], result: GuardResult) -> GuardResult:
         get = lambda label: spans.get(label, [])  # noqa: E731
@@ -352,9 +408,11 @@ def _fire(result: GuardResult, category: str, rule: str, spans: list[Span], extr
 
 
 def _attributed(doc: Doc, span: Span, cues: frozenset[str], window: int = 4) -> bool:
-    """Whether a possessive or a cue word stands shortly before the span ("my meds", "I'm on X")."""
+    """Whether the span is the writer's or a relative's: a possessive right before it
+    ("my meds", "her bipolar") or a cue word shortly before it ("I'm on X", "I have X")."""
+    near = doc[max(0, span.start - 2) : span.start]
     before = doc[max(0, span.start - window) : span.start]
-    return any(t.lower_ in _POSSESSIVES or t.lemma_ in cues for t in before)
+    return any(t.lower_ in _POSSESSIVES for t in near) or any(t.lemma_ in cues for t in before)
 
 
 def _overlaps(a: Span, b: Span) -> bool:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ def rasa_server_command(model: str, port: int, interface: str, token: str | None
 
 
 def wait_until_up(url: str, timeout: float, processes: Sequence[subprocess.Popen]) -> bool:
-    """Polls ``url`` until it answers, a process dies, or ``timeout`` seconds pass."""
+    """Polls ``url`` until it answers 200, a process dies, or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
@@ -53,9 +54,15 @@ def wait_until_up(url: str, timeout: float, processes: Sequence[subprocess.Popen
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return True
-        except OSError:
+        except OSError:  # refused, or an HTTP error such as 409 "no model loaded yet"
             time.sleep(0.3)
     return False
+
+
+def status_url(port: int, token: str | None) -> str:
+    """Rasa's /status: 200 only once a model is loaded (a server without one answers 409)."""
+    query = f"?{urllib.parse.urlencode({'token': token})}" if token else ""
+    return f"http://127.0.0.1:{port}/status{query}"
 
 
 class Stack:
@@ -85,11 +92,11 @@ class Stack:
         self.start_actions()
         self.start_rasa()
         ok = wait_until_up(f"http://127.0.0.1:{self.action_port}/health", timeout, self.processes) and wait_until_up(
-            f"http://127.0.0.1:{self.rasa_port}/", timeout, self.processes
+            status_url(self.rasa_port, self.env.get("RASA_API_TOKEN")), timeout, self.processes
         )
         if not ok:
             self.stop()
-            raise RuntimeError("the assistant did not start; see the messages above")
+            raise RuntimeError("the assistant did not start (or its model did not load); see the messages above")
 
     def stop(self) -> None:
         for process in self.processes:

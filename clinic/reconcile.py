@@ -75,8 +75,11 @@ def reconcile(tracker_url: str | None = None, database_url: str | None = None, d
             ).scalars()
             for turn in _missed_turns([json.loads(row) for row in rows]):
                 user = turn["user"]
-                message_id = user.get("message_id")
-                if message_id and is_recorded(sender, message_id, database_url):
+                if (user.get("timestamp") or since) < since:
+                    continue
+                # Rasa sets a message id; a stable stand-in keeps older events idempotent too
+                message_id = user.get("message_id") or f"ts-{user.get('timestamp')}"
+                if is_recorded(sender, message_id, database_url):
                     continue
                 escalate(
                     conversation_id=sender,

@@ -1,0 +1,60 @@
+"""Trackers and clinic hours for the action tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+
+ALWAYS_OPEN = {day: "00:00-24:00" for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
+WEEKDAY_HOURS = {
+    "monday": "08:00-18:00",
+    "tuesday": "08:00-18:00",
+    "wednesday": "08:00-18:00",
+    "thursday": "08:00-18:00",
+    "friday": "08:00-16:00",
+    "saturday": "09:00-13:00",
+    "sunday": "closed",
+}
+
+
+def make_tracker(
+    text: str,
+    intent: str,
+    *,
+    slots: dict[str, Any] | None = None,
+    active_loop: str | None = None,
+    channel: str = "twilio",
+    message_id: str = "msg-1",
+    guard: dict[str, Any] | None = None,
+    after_user: list[dict[str, Any]] | None = None,
+) -> Tracker:
+    """A tracker whose latest event is a patient message (plus ``after_user`` events)."""
+    parse_data: dict[str, Any] = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 1.0},
+        "entities": [],
+        "message_id": message_id,
+    }
+    if guard is not None:
+        parse_data["guard"] = guard
+    events = [
+        {"event": "action", "name": "action_session_start", "timestamp": 1.0},
+        {"event": "action", "name": "action_listen", "timestamp": 2.0},
+        {"event": "user", "text": text, "parse_data": parse_data, "input_channel": channel,
+         "message_id": message_id, "timestamp": 3.0},
+        *(after_user or []),
+    ]
+    return Tracker.from_dict(
+        {
+            "sender_id": "conv-1",
+            "slots": {"crisis_kind": None, "language": None, "escalation_id": None, "patient_name": None,
+                      "phone": None, "preferred_time": None, "requested_slot": None, **(slots or {})},
+            "latest_message": parse_data,
+            "events": events,
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {"name": active_loop} if active_loop else {},
+            "latest_action_name": "action_listen",
+        }
+    )

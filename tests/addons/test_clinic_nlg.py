@@ -1,0 +1,150 @@
+"""addons.clinic_nlg: answers filled from clinic.yml at send time (no retraining, no restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import SlotSet
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from addons.clinic_nlg import ClinicNLG
+from clinic.profile import DEFAULT_PATH, ProfileError, load_profile
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def domain() -> Domain:
+    return Domain.load(str(PROJECT_DIR / "domain.yml"))
+
+
+@pytest.fixture
+def clinic_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of clinic.yml the NLG reads (CLINIC_PROFILE)."""
+    path = tmp_path / "clinic.yml"
+    path.write_text(DEFAULT_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("CLINIC_PROFILE", str(path))
+    return path
+
+
+def edit(path: Path, **changes: Any) -> None:
+    """Saves clinic.yml with changed values, as an editor would (a later modification time)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw.update(changes)
+    before = path.stat().st_mtime_ns
+    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
+
+
+def tracker(domain: Domain, **slots: Any) -> DialogueStateTracker:
+    state = DialogueStateTracker("patient-1", domain.slots)
+    for name, value in slots.items():
+        state.update(SlotSet(name, value))
+    return state
+
+
+def say(nlg: ClinicNLG, domain: Domain, response: str, channel: str = "rest", slots: dict | None = None,
+        **kwargs: Any) -> str:
+    message = asyncio.run(nlg.generate(response, tracker(domain, **(slots or {})), channel, **kwargs))
+    return message["text"]
+
+
+def test_placeholders_are_filled_from_the_profile(clinic_copy: Path, domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+    values = load_profile(clinic_copy).answer_values()
+
+    text = say(nlg, domain, "utter_faq_clinic_info")
+
+    for key in ("clinic_name", "clinic_address", "clinic_phone", "clinic_sms", "clinic_hours", "clinic_website"):
+        assert values[key] in text
+    assert not re.search(r"{\w+}", text)
+
+
+def test_every_response_renders_without_a_left_over_placeholder(clinic_copy: Path, domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+    runtime = {"after_hours": "", "preferred_time_display": "Tuesday, April 21 at 2 PM",
+               "phone_display": "(312) 555-0123"}
+    slots = {"patient_name": "Ana"}
+
+    for response in domain.responses:
+        for channel in ("rest", "twilio"):
+            text = say(nlg, domain, response, channel, slots=slots, **runtime)
+            assert not re.search(r"{\w+}", text), (response, channel, text)
+
+
+def test_the_sms_channel_gets_the_sms_variation(clinic_copy: Path, domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+
+    web, sms = say(nlg, domain, "utter_faq_preparation", "rest"), say(nlg, domain, "utter_faq_preparation", "twilio")
+
+    assert web != sms and len(sms) < len(web)
+
+
+def test_a_changed_profile_changes_the_next_answer(clinic_copy: Path, domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+    hours = load_profile(clinic_copy).fasting_hours
+    assert f"{hours} hours" in say(nlg, domain, "utter_faq_preparation")
+
+    edit(clinic_copy, fasting_hours=hours + 2, name="Lakeside Ketamine Center")
+
+    assert f"{hours + 2} hours" in say(nlg, domain, "utter_faq_preparation")
+    assert "Lakeside Ketamine Center" in say(nlg, domain, "utter_greet")
+
+
+def test_a_broken_edit_keeps_answering_with_the_last_good_profile(clinic_copy: Path, domain: Domain,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    nlg = ClinicNLG(domain=domain)
+    before = say(nlg, domain, "utter_faq_clinic_info")
+
+    edit(clinic_copy, phone="not a phone")
+
+    assert say(nlg, domain, "utter_faq_clinic_info") == before
+    assert "still using the previous profile" in caplog.text
+
+
+def test_an_invalid_profile_stops_start_up_naming_the_field(clinic_copy: Path, domain: Domain) -> None:
+    edit(clinic_copy, timezone="Mars/Olympus_Mons")
+
+    with pytest.raises(ProfileError, match="'timezone'"):
+        ClinicNLG(domain=domain)
+
+
+def test_call_arguments_and_slots_fill_their_placeholders(clinic_copy: Path, domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+
+    text = say(nlg, domain, "utter_booking_requested", slots={"patient_name": "Ana"},
+               preferred_time_display="Tuesday, April 21 at 2 PM", phone_display="(312) 555-0123")
+
+    assert text.startswith("Thanks, Ana.")
+    assert "Tuesday, April 21 at 2 PM" in text and "(312) 555-0123" in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "language", "channel", "must_have", "lead"),
+    [
+        ("self_harm", "en", "rest", ("988", "741741", "911"), "I'm really glad"),
+        ("self_harm", "en", "twilio", ("988", "741741", "911"), "I'm glad"),
+        ("emergency", "en", "rest", ("911", "988"), "This sounds like a medical emergency. Call 911"),
+        ("emergency", "en", "twilio", ("911",), "This sounds like an emergency. Call 911"),
+        ("self_harm", "es", "rest", ("988", "911"), "Me alegra"),
+        ("self_harm", "es", "twilio", ("988", "911"), "Quiero que"),
+        ("emergency", "es", "rest", ("911",), "Esto parece una emergencia médica. Llama al 911"),
+        ("emergency", "es", "twilio", ("911",), "Parece una emergencia. Llama al 911"),
+        (None, None, "rest", ("988", "741741", "911"), "I'm really glad"),  # the classifier alone said crisis
+    ],
+)
+def test_the_crisis_text_fits_the_kind_language_and_channel(clinic_copy: Path, domain: Domain, kind, language,
+                                                            channel: str, must_have: tuple, lead: str) -> None:
+    nlg = ClinicNLG(domain=domain)
+
+    text = say(nlg, domain, "utter_crisis_resources", channel, slots={"crisis_kind": kind, "language": language})
+
+    assert text.startswith(lead)
+    assert all(number in text for number in must_have)
