@@ -36,6 +36,7 @@ from clinic.settings import PROJECT_DIR
 EVAL_DIR = PROJECT_DIR / "tests" / "eval"
 CATEGORIES = ("crisis", "emergency", "medical", "human", "booking", "faq", "other")
 CONCURRENCY = 4
+SEQUENTIAL_TURNS = 60
 
 
 @dataclass
@@ -178,7 +179,11 @@ async def run_all(base_url: str, token: str | None, cases: list[dict], scenarios
 
         case_results = await asyncio.gather(*(one(c) for c in cases))
         scenario_results = await asyncio.gather(*(scenario(s) for s in scenarios))
-    return {"cases": case_results, "scenarios": scenario_results}
+        # one conversation, one turn at a time: the FAQ-turn latency a single patient sees
+        sender = f"eval-latency-{uuid.uuid4().hex}"
+        faq_texts = [c["text"] for c in cases if c["expect"] == "faq"][:SEQUENTIAL_TURNS]
+        sequential = [(await client.turn(sender, text)).latency_ms for text in faq_texts]
+    return {"cases": case_results, "scenarios": scenario_results, "sequential_ms": sequential}
 
 
 def report(results: dict[str, Any], bars: dict[str, float]) -> tuple[dict[str, Any], list[str]]:
@@ -235,6 +240,12 @@ def report(results: dict[str, Any], bars: dict[str, float]) -> tuple[dict[str, A
         failed_bars.append("false_escalation_faq")
     print(f"{'false escalation (FAQ)':22} {n_faq:>6} {metrics['false_escalation_faq']:>8.1%} "
           f"{'' if max_false is None else f'<={max_false:.0%}':>8}{flag}")
+    sequential = results.get("sequential_ms") or []
+    if len(sequential) >= 20:
+        metrics["faq_turn_ms_p50_single"] = statistics.median(sequential)
+        metrics["faq_turn_ms_p95_single"] = statistics.quantiles(sequential, n=20)[-1]
+        print(f"FAQ turn latency, one conversation (REST round trip): p50 {metrics['faq_turn_ms_p50_single']:.0f} ms, "
+              f"p95 {metrics['faq_turn_ms_p95_single']:.0f} ms")
     print(f"turn latency (REST round trip, {CONCURRENCY} concurrent): p50 {metrics['latency_ms_p50']:.0f} ms, "
           f"p95 {metrics['latency_ms_p95']:.0f} ms")
     if confusion:
