@@ -264,7 +264,7 @@ class SafetyGuard:
     # -- reading a message -----------------------------------------------------------------
 
     def _normalize(self, text: str) -> str:
-        text = unicodedata.normalize("NFKC", text)[:MAX_CHARS].lower()
+        text = unicodedata.normalize("NFKC", text).lower()
         text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
         text = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
         text = _REPEAT_RE.sub(r"\1\1", text)  # "soooo" -> "soo", "!!!!!" -> "!!", emoji runs
@@ -301,10 +301,11 @@ class SafetyGuard:
         if not text or not text.strip():
             return GuardResult()
         doc = self.read(text)
+        text = doc.text  # built once: Doc.text joins every token on each access
         spans: dict[str, list[Span]] = {}
         for match_id, start, end in [*self._pattern_matches(doc), *self.phrase_matcher(doc)]:
             spans.setdefault(self.nlp.vocab.strings[match_id], []).append(doc[start:end])
-        result = GuardResult(language=self._language(doc, spans))
+        result = GuardResult(language=self._language(doc, text, spans))
         blocked = spans.get("IDIOM", []) + spans.get("NEGATED", [])
         result.negated = _texts(spans.get("NEGATED", []))
         result.idioms = _texts(spans.get("IDIOM", []))
@@ -317,7 +318,6 @@ class SafetyGuard:
         result.medical_terms = _texts(s for label in _MEDICAL_LABELS for s in get(label))
         self_harm, others, overdose, emergency = get("SELF_HARM"), get("HARM_OTHERS"), get("OVERDOSE"), get("EMERGENCY")
         ingested = get("INGESTION") and (get("MEDICINE") or get("MEDICINE_WORD"))
-        text = doc.text  # built once: Doc.text joins every token on each access
         intentional = any(w in text for w in _INTENT_WORDS)
         if self_harm or others or ((overdose or ingested or emergency) and intentional):
             rule = "self_harm" if self_harm else ("harm_to_others" if others else "intentional_overdose")
@@ -326,7 +326,7 @@ class SafetyGuard:
             return _fire(result, "emergency", "acute_emergency", emergency + overdose)
         if ingested:
             return _fire(result, "emergency", "accidental_ingestion", get("INGESTION") + get("MEDICINE") + get("MEDICINE_WORD"))
-        return self._medical(doc, spans, result)
+        return self._medical(doc, text, spans, result)
 
     def _pattern_matches(self, doc: Doc) -> list[tuple[int, int, int]]:
         """Matcher results, running the Matcher only on windows that start where a pattern can.
@@ -345,12 +345,11 @@ class SafetyGuard:
                 windows.append([i, min(len(doc), i + self._longest)])
         return [(m, a + s, a + e) for a, b in windows for m, s, e in self.matcher(doc[a:b])]
 
-    def _medical(self, doc: Doc, spans: dict[str, list[Span]], result: GuardResult) -> GuardResult:
+    def _medical(self, doc: Doc, text: str, spans: dict[str, list[Span]], result: GuardResult) -> GuardResult:
         get = lambda label: spans.get(label, [])  # noqa: E731
         personal = get("PERSONAL") + get("RELATIVE")
         experiential = [s for s in personal if not _only_hypothetical(s)] + get("RELATIVE")
         cue = get("SUITABILITY") + get("VERDICT")
-        text = doc.text
         dose_numbers = _DOSE_RE.findall(text)
         bp = _BP_RE.findall(text)
 
@@ -382,13 +381,13 @@ class SafetyGuard:
             return _fire(result, "medical", "condition_suitability", get("CONDITION") + personal[:1] + cue[:1])
         return result
 
-    def _language(self, doc: Doc, spans: dict[str, list[Span]]) -> str:
+    def _language(self, doc: Doc, text: str, spans: dict[str, list[Span]]) -> str:
         if any(s.text in self._spanish_crisis for label in ("SELF_HARM", "EMERGENCY") for s in spans.get(label, [])):
             return "es"
         words = [t.text for t in doc if t.is_alpha]
         if words and sum(w in _SPANISH_MARKERS for w in words) >= max(2, len(words) // 4):
             return "es"
-        if re.search(r"[ñ¿¡]|ción\b", doc.text):
+        if re.search(r"[ñ¿¡]|ción\b", text):
             return "es"
         return "en"
 
