@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     threading.Thread(target=_reconcile_forever, args=(stopping,), daemon=True).start()
-    token_note = " -H 'Authorization: Bearer $RASA_API_TOKEN'" if os.environ.get("RASA_API_TOKEN") else ""
+    token_note = "?token=$RASA_API_TOKEN" if os.environ.get("RASA_API_TOKEN") else ""
     print(
         f"\n{profile.name} assistant is running.\n"
         f"  Talk to it (REST):  curl -s localhost:{rasa_port}/webhooks/rest/webhook "
