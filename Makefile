@@ -18,7 +18,7 @@ MODEL_INPUTS := config.yml domain.yml $(sort $(wildcard data/*.yml data/nlu/*.ym
 MODEL_HASH   := $(shell cat $(MODEL_INPUTS) | sha256sum | cut -c1-16)
 MODEL        := models/clinic-$(MODEL_HASH).tar.gz
 
-.PHONY: run test train eval validate pytest stories escalations reconcile db deps clean help
+.PHONY: run test train eval validate pytest stories escalations reconcile answers db deps clean help
 
 help:
 	@echo "make run          start the assistant (Rasa + action server) on SQLite"
@@ -68,6 +68,9 @@ escalations: db
 
 reconcile: db
 	$(PY) -m clinic.cli reconcile
+
+answers: $(DEPS)
+	$(PY) -m clinic.cli answers
 
 clean:
 	rm -rf models results var

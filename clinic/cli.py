@@ -1,4 +1,4 @@
-"""Command line: ``python -m clinic.cli migrate | escalations [--all] | reconcile``."""
+"""Command line: ``python -m clinic.cli migrate | escalations [--all] | reconcile | answers``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing = sub.add_parser("escalations", help="list open escalations, urgent first")
     listing.add_argument("--all", action="store_true", help="include resolved ones")
     sub.add_parser("reconcile", help="record escalations that failed action calls missed")
+    sub.add_parser("answers", help="FAQ answers filled from clinic.yml: length and reading grade")
     args = parser.parse_args(argv)
 
     if args.command == "migrate":
@@ -40,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "escalations":
         return _escalations(args.all)
+    if args.command == "answers":
+        from clinic.answers import filled_answers, report
+
+        print(report(filled_answers()))
+        return 0
     from clinic.reconcile import reconcile
 
     print(f"Recorded {reconcile()} missed escalation(s).")
