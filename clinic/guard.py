@@ -17,6 +17,8 @@ The result says which rule fired and which words matched, so staff and auditors 
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -33,6 +35,7 @@ from spacy.tokens import Doc, Span
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
 MAX_CHARS = 50_000  # longer messages are read in full up to this many characters
 _GAP = 3  # "*" in a phrase: up to this many arbitrary tokens
+_MAX_VARIANTS = 400  # a phrase with more spelt-out variants stays a Matcher pattern
 
 # Words that must never count as "a medicine": the treatment itself.
 _NOT_MEDICINES = frozenset({"ketamine", "esketamine", "spravato", "ketalar", "special k"})
@@ -224,8 +227,9 @@ class SafetyGuard:
         patterns, plain = [], []
         for phrase in phrases:
             phrase = self._normalize(phrase)
-            if self._is_plain(phrase, persons):
-                plain.append(self.nlp(phrase))
+            variants = self._plain_variants(phrase, persons)
+            if variants is not None:
+                plain.extend(self.nlp(variant) for variant in variants)
                 self._remember_words(phrase, typos)
                 continue
             pattern = [spec for slot in phrase.split() for spec in self._slot(slot, persons)]
@@ -248,11 +252,26 @@ class SafetyGuard:
         if plain:
             self.phrase_matcher.add(label, plain)
 
-    def _is_plain(self, phrase: str, persons: bool) -> bool:
-        words = [t.text for t in self.nlp.make_doc(phrase)]
-        if "*" in phrase or "|" in phrase or any(w in _TENSE_WORDS for w in words):
-            return False
-        return not (persons and any(self._lemma(w) in _OTHER_PERSONS for w in words))
+    def _plain_variants(self, phrase: str, persons: bool) -> list[str] | None:
+        """The phrase as plain word sequences for the (much faster) PhraseMatcher.
+
+        Alternatives ("kill|hurt myself") and other persons ("himself") are spelt out; None when
+        the phrase needs the Matcher: a gap ("*"), a tense-sensitive word, or too many variants.
+        """
+        slots: list[list[str]] = []
+        for slot in phrase.split():
+            if slot == "*" or any(t.text in _TENSE_WORDS for t in self.nlp.make_doc(slot.replace("|", " "))):
+                return None
+            options = slot.split("|")
+            for alt in options:
+                if len(self.nlp.make_doc(alt)) != 1 and len(options) > 1:
+                    raise ValueError(f"lexicon alternative {alt!r} in {slot!r} must be a single word")
+            if persons:
+                options = options + [o for alt in options for o in _OTHER_PERSONS.get(self._lemma(alt), ())]
+            slots.append(list(dict.fromkeys(options)))
+        if math.prod(len(options) for options in slots) > _MAX_VARIANTS:
+            return None
+        return [" ".join(words) for words in itertools.product(*slots)]
 
     def _remember_words(self, phrase: str, typos: int) -> None:
         words = re.findall(r"[a-záéíóúñü]+", phrase)
