@@ -11,7 +11,7 @@ import yaml
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions._common import profile_cache
-from tests.actions.trackers import WEEKDAY_HOURS
+from tests.hours import WEEKDAY_HOURS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 

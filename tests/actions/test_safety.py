@@ -13,7 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions._common import after_hours_note
 from actions.safety import ActionCrisisProtocol, ActionEscalateToStaff
 from clinic.escalation import list_escalations
-from tests.actions.trackers import ALWAYS_OPEN, make_tracker
+from tests.actions.trackers import make_tracker
+from tests.hours import ALWAYS_OPEN
 
 CHICAGO = ZoneInfo("America/Chicago")
 GUARD = {"category": "crisis", "rule": "self_harm", "matched": ["kill myself"], "language": "en"}

@@ -1,4 +1,4 @@
-"""Trackers and clinic hours for the action tests."""
+"""Trackers for the action tests."""
 
 from __future__ import annotations
 
@@ -6,16 +6,6 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
-ALWAYS_OPEN = {day: "00:00-24:00" for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
-WEEKDAY_HOURS = {
-    "monday": "08:00-18:00",
-    "tuesday": "08:00-18:00",
-    "wednesday": "08:00-18:00",
-    "thursday": "08:00-18:00",
-    "friday": "08:00-16:00",
-    "saturday": "09:00-13:00",
-    "sunday": "closed",
-}
 
 
 def make_tracker(

@@ -8,17 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from clinic.timeparse import display_time, parse_preferred_time
+from tests.hours import WEEKDAY_HOURS as HOURS
 
 CHICAGO = ZoneInfo("America/Chicago")
-HOURS = {
-    "monday": "08:00-18:00",
-    "tuesday": "08:00-18:00",
-    "wednesday": "08:00-18:00",
-    "thursday": "08:00-18:00",
-    "friday": "08:00-16:00",
-    "saturday": "09:00-13:00",
-    "sunday": "closed",
-}
 # Wednesday 2026-04-15, 3:00:20 PM in Chicago (seconds like a real clock).
 NOW = datetime(2026, 4, 15, 15, 0, 20, tzinfo=CHICAGO)
 
