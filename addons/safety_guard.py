@@ -3,11 +3,12 @@
 Runs after the trained classifier. When the guard fires it overrides the intent (``crisis`` or
 ``medical_question``, confidence 1.0) unless the classifier already chose something at least
 as severe; either layer alone is enough to escalate. It always writes its verdict to the parse
-data under ``guard`` (rule and matched words). The one thing it may undo is a classifier
+data under ``guard`` (rule and matched words) and the entity ``language`` (``en`` | ``es``).
+The one thing it may undo is a classifier
 ``crisis`` (or ``medical_question`` with no medical term in the message) whose only danger
 words are part of a known idiom, with no crisis phrase matched.
-On a crisis, the entities ``crisis_kind``
-(``self_harm`` | ``emergency``) and ``language`` that pick the right crisis text.
+On a crisis it adds the entity ``crisis_kind`` (``self_harm`` | ``emergency``); with
+``language`` it picks the right crisis text.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ class SafetyGuard(GraphComponent):
             excluded = {"crisis", classified} | (set() if result.medical_terms else {"medical_question"})
             self._veto(message, excluded, self._threshold)
             verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
-        if (message.get(INTENT) or {}).get("name") == "crisis":
-            self._add_crisis_entities(message, text, result)
+        crisis = (message.get(INTENT) or {}).get("name") == "crisis"
+        self._add_entities(message, text, result, crisis)
 
     @staticmethod
     def _override_intent(message: Message, intent: str) -> None:
@@ -95,10 +96,13 @@ class SafetyGuard(GraphComponent):
         message.set(INTENT_RANKING_KEY, ranking if best else [chosen, *ranking], add_to_output=True)
 
     @staticmethod
-    def _add_crisis_entities(message: Message, text: str, result: GuardResult) -> None:
-        kind = "emergency" if result.category == "emergency" else "self_harm"
+    def _add_entities(message: Message, text: str, result: GuardResult, crisis: bool) -> None:
+        """``language`` on every message (it picks English or Spanish replies); ``crisis_kind`` on a crisis."""
+        found = [("language", result.language)]
+        if crisis:
+            found.append(("crisis_kind", "emergency" if result.category == "emergency" else "self_harm"))
         entities = [e for e in message.get(ENTITIES) or [] if e.get("entity") not in ("crisis_kind", "language")]
-        for name, value in (("crisis_kind", kind), ("language", result.language)):
+        for name, value in found:
             entities.append(
                 {
                     "entity": name,

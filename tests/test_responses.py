@@ -172,3 +172,10 @@ def test_every_sms_variation_fits_a_text_message(response: str, values: dict[str
     for v in RESPONSES[response]:
         if v.get("channel") == "twilio":
             assert len(fill(v["text"], values)) <= SMS_MAX
+
+
+def test_the_spanish_fallback_points_to_a_person_and_to_crisis_help() -> None:
+    spanish = [v for v in RESPONSES["utter_default"] if _condition(v).get("language") == "es"]
+    assert {v.get("channel") for v in spanish} == {None, "twilio"}
+    for v in spanish:
+        assert "{clinic_phone}" in v["text"] and "988" in v["text"] and "911" in v["text"]

@@ -71,7 +71,7 @@ def test_a_personal_medical_question_goes_to_staff(component: SafetyGuard) -> No
 
     assert message.get(INTENT) == {"name": "medical_question", "confidence": 1.0}
     assert message.get(GUARD_KEY)["rule"] == "named_medicine"
-    assert entities(message) == {}
+    assert entities(message) == {"language": "en"}  # no crisis_kind: not a crisis
 
 
 def test_a_medical_verdict_never_downgrades_a_crisis(component: SafetyGuard) -> None:
@@ -101,7 +101,7 @@ def test_a_classifier_crisis_resting_on_an_idiom_is_vetoed(component: SafetyGuar
     assert message.get(INTENT)["name"] == "faq_cost_insurance"
     assert "crisis" not in [r["name"] for r in message.get(INTENT_RANKING_KEY)]
     assert message.get(GUARD_KEY)["vetoed"]["classifier_intent"] == "crisis"
-    assert entities(message) == {}
+    assert entities(message) == {"language": "en"}  # no crisis_kind: not a crisis
 
 
 def test_a_vetoed_crisis_with_nothing_else_ranked_falls_back(component: SafetyGuard) -> None:
@@ -146,3 +146,12 @@ def test_a_message_without_text_is_handled(component: SafetyGuard) -> None:
 
     assert message.get(INTENT)["name"] == "nlu_fallback"
     assert message.get(GUARD_KEY)["category"] is None
+
+
+def test_a_spanish_question_sets_the_language_without_a_crisis(component: SafetyGuard) -> None:
+    message = classified("¿Cuánto cuesta una consulta para la depresión?", ("nlu_fallback", 1.0))
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "nlu_fallback"
+    assert entities(message) == {"language": "es"}
