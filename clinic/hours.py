@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from clinic.profile import WEEKDAYS, ClinicProfile
+from clinic.profile import WEEKDAYS, ClinicProfile, clock_text
 
 
 def is_open(profile: ClinicProfile, at: datetime) -> bool:
@@ -38,7 +38,7 @@ def describe_next_opening(profile: ClinicProfile, at: datetime) -> str:
         return "as soon as the clinic reopens"
     local = at.astimezone(profile.tz)
     days = (opening.date() - local.date()).days
-    clock = opening.strftime("%-I:%M %p").replace(":00", "")
+    clock = clock_text(opening.time())
     if days == 0:
         return f"today at {clock}"
     if days == 1:

@@ -195,7 +195,8 @@ def _join(items: list[str], word: str, by: bool = False) -> str:
     return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def _clock(t: time) -> str:
+def clock_text(t: time) -> str:
+    """A time of day as patients read it: "9 AM", "2:30 PM"."""
     hour = t.hour % 12 or 12
     suffix = "AM" if t.hour < 12 else "PM"
     return f"{hour} {suffix}" if t.minute == 0 else f"{hour}:{t.minute:02d} {suffix}"
@@ -213,7 +214,7 @@ def _hours_text(hours: dict[str, OpeningHours]) -> str:
     for days, h in groups:
         span = days[0].title() if len(days) == 1 else f"{days[0].title()} to {days[-1].title()}"
         if h.is_open:
-            parts.append(f"{span} {_clock(h.opens)} to {_clock(h.closes)}")
+            parts.append(f"{span} {clock_text(h.opens)} to {clock_text(h.closes)}")
         else:
             parts.append(f"closed {span}")
     return ", ".join(parts)

@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta
 import dateparser
 
 from clinic.hours import is_open
-from clinic.profile import WEEKDAYS, ClinicProfile
+from clinic.profile import WEEKDAYS, ClinicProfile, clock_text
 
 _PARTS_OF_DAY = {
     "por la mañana": time(9, 0),
@@ -106,5 +106,4 @@ def parse_preferred_time(text: str, profile: ClinicProfile, now: datetime) -> Pr
 
 def display_time(when: datetime) -> str:
     """"Tuesday, March 3 at 2 PM"."""
-    clock = when.strftime("%-I:%M %p").replace(":00", "")
-    return f"{when:%A, %B} {when.day} at {clock}"
+    return f"{when:%A, %B} {when.day} at {clock_text(when.time())}"
