@@ -115,7 +115,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - dr
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per database URL (created on first use, never at import time)."""
+    """One engine per database URL (created on first use, never at import time).
+
+    ``hide_parameters``: a database error's text never carries the bound values (patient
+    messages, names, phone numbers), so logging the error cannot leak them.
+    """
     # Resolve the default first: caching it under ``None`` would ignore a changed environment.
     return _engine(url or clinic_database_url())
 
@@ -126,10 +130,10 @@ def _engine(url: str) -> Engine:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, future=True, connect_args={"timeout": 10})
+        engine = create_engine(url, future=True, hide_parameters=True, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, future=True, pool_pre_ping=True)
+    return create_engine(url, future=True, hide_parameters=True, pool_pre_ping=True)
 
 
 @contextmanager

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from clinic.db import BookingRequest, get_engine, migrate, session_scope
 
@@ -38,3 +39,9 @@ def test_a_failed_transaction_is_rolled_back(database_url: str) -> None:
 
     with session_scope(database_url) as session:
         assert session.execute(select(BookingRequest)).first() is None
+
+
+def test_a_database_error_does_not_carry_patient_details(sqlite_url: str) -> None:
+    with pytest.raises(SQLAlchemyError) as error, get_engine(sqlite_url).connect() as connection:
+        connection.execute(text("INSERT INTO no_such_table VALUES (:t)"), {"t": "Jane Doe 312-555-0123"})
+    assert "Jane Doe" not in str(error.value) and "555-0123" not in str(error.value)
