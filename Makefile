@@ -61,7 +61,8 @@ stories: $(MODEL)
 eval: $(MODEL)
 	$(PY) -m clinic.evaluation --model $(MODEL)
 
-test: validate pytest stories eval
+# pytest runs last so the run closes on its summary line ("N passed").
+test: validate stories eval pytest
 
 escalations: db
 	$(PY) -m clinic.cli escalations

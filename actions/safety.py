@@ -41,7 +41,9 @@ class ActionCrisisProtocol(Action):
     """Runs after Rasa has already sent the crisis resources (utter_crisis_resources).
 
     Opens or upgrades the conversation's escalation to urgent, tells the patient a staff member
-    is being alerted, and leaves any form. It never ends the conversation.
+    is being alerted, leaves any form, and hands the conversation to staff (the assistant then
+    stays quiet except for another crisis, until staff hand it back). It never ends the
+    conversation.
     """
 
     def name(self) -> str:
@@ -53,7 +55,8 @@ class ActionCrisisProtocol(Action):
         reason = "emergency" if tracker.get_slot("crisis_kind") == "emergency" else "crisis"
         escalation_id = _record(tracker, reason)
         dispatcher.utter_message(response="utter_crisis_staff_alerted")
-        events: list[EventType] = []
+        # Hand-off even when recording failed: the reconciler records the escalation later.
+        events: list[EventType] = [SlotSet("handoff", True)]
         if escalation_id is not None:
             events.append(SlotSet("escalation_id", escalation_id))
         if tracker.active_loop.get("name"):
@@ -63,7 +66,11 @@ class ActionCrisisProtocol(Action):
 
 
 class ActionEscalateToStaff(Action):
-    """Hands a personal medical question, or a request for a person, to clinic staff."""
+    """Hands a personal medical question, or a request for a person, to clinic staff.
+
+    The conversation is then with staff: the assistant stays quiet until they hand it back.
+    A booking form in progress is paused (its answers are kept for when the patient resumes).
+    """
 
     def name(self) -> str:
         return "action_escalate_to_staff"
@@ -79,4 +86,7 @@ class ActionEscalateToStaff(Action):
             return []
         response = "utter_escalated_human" if reason == "asked_for_staff" else "utter_escalated_medical"
         dispatcher.utter_message(response=response, after_hours=after_hours_note())
-        return [SlotSet("escalation_id", escalation_id)]
+        events: list[EventType] = [SlotSet("escalation_id", escalation_id), SlotSet("handoff", True)]
+        if tracker.active_loop.get("name"):
+            events.append(ActiveLoop(None))
+        return events

@@ -1,6 +1,7 @@
 """The clinic database: tables, engine and sessions.
 
-One database layer for the clinic's own records (escalations, booking requests). The URL
+One database layer for the clinic's own records (escalations, staff accounts and their work,
+notifications, booking requests). The URL
 comes from ``CLINIC_DATABASE_URL`` (SQLite under ``var/`` by default, PostgreSQL in
 production); the schema is managed by Alembic (``migrations/``, applied by ``make db``).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -56,10 +58,15 @@ class Escalation(Base):
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
     resolved_at = Column(DateTime(timezone=True))
+    assigned_to_id = Column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    resolved_by_id = Column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    last_patient_message_at = Column(DateTime(timezone=True))
 
     messages = relationship(
         "EscalationMessage", back_populates="escalation", order_by="EscalationMessage.id"
     )
+    assigned_to = relationship("StaffUser", foreign_keys=[assigned_to_id])
+    resolved_by = relationship("StaffUser", foreign_keys=[resolved_by_id])
 
     __table_args__ = (
         Index(
@@ -73,7 +80,8 @@ class Escalation(Base):
 
 
 class EscalationMessage(Base):
-    """A patient message that escalated (the first one and every later one attached)."""
+    """A patient message of an escalation: the one that escalated, later escalating ones, and
+    every message sent while the conversation is with staff (``reason="handoff"``)."""
 
     __tablename__ = "escalation_messages"
 
@@ -88,6 +96,127 @@ class EscalationMessage(Base):
     escalation = relationship("Escalation", back_populates="messages")
 
     __table_args__ = (UniqueConstraint("escalation_id", "message_id", name="uq_escalation_message"),)
+
+
+class StaffUser(Base):
+    """A clinic staff member who works the inbox (created with ``python -m clinic.cli staff``)."""
+
+    __tablename__ = "staff_users"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True)
+    display_name = Column(String(120), nullable=False)
+    password_hash = Column(String(255), nullable=False)  # argon2id
+    is_admin = Column(Boolean, nullable=False, default=False)
+    is_active = Column(Boolean, nullable=False, default=True)
+    failed_logins = Column(Integer, nullable=False, default=0)
+    locked_until = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_login_at = Column(DateTime(timezone=True))
+
+
+class StaffSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(Integer, primary_key=True)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    user_id = Column(ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_seen_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    expires_at = Column(DateTime(timezone=True), nullable=False)
+
+    user = relationship("StaffUser")
+
+
+class ApiToken(Base):
+    """A bearer token for the console's JSON API, stored as its SHA-256 (shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id = Column(Integer, primary_key=True)
+    user_id = Column(ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True)
+    name = Column(String(64), nullable=False)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_used_at = Column(DateTime(timezone=True))
+    revoked_at = Column(DateTime(timezone=True))
+
+    user = relationship("StaffUser")
+
+
+class EscalationNote(Base):
+    """An internal note on an escalation (staff only, never sent to the patient)."""
+
+    __tablename__ = "escalation_notes"
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    author_id = Column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    author = relationship("StaffUser")
+
+
+class StaffReply(Base):
+    """A reply written by staff and its delivery to the patient's channel."""
+
+    __tablename__ = "staff_replies"
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    author_id = Column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    text = Column(Text, nullable=False)
+    status = Column(String(16), nullable=False, default="sending")  # sending | delivered | failed
+    error = Column(String(500))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    delivered_at = Column(DateTime(timezone=True))
+
+    author = relationship("StaffUser")
+
+
+class AuditEvent(Base):
+    """Who did what to which conversation (views, claims, replies, notes, resolves, sign-ins).
+
+    No foreign keys: the trail outlives the rows it mentions. ``detail`` never holds patient text.
+    """
+
+    __tablename__ = "audit_events"
+
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    user_id = Column(Integer)
+    username = Column(String(64))
+    action = Column(String(32), nullable=False)
+    escalation_id = Column(Integer, index=True)
+    conversation_id = Column(String(255))
+    detail = Column(String(255))
+
+
+class Notification(Base):
+    """Outbox: one staff notification per escalation event and notifier, retried until sent."""
+
+    __tablename__ = "notifications"
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    notifier = Column(String(16), nullable=False)  # slack | email | sms
+    event = Column(String(16), nullable=False)  # opened | urgent
+    urgent = Column(Boolean, nullable=False, default=False)
+    status = Column(String(16), nullable=False, default="pending")  # pending | sent | failed
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_error = Column(String(500))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    sent_at = Column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("escalation_id", "notifier", "event", name="uq_notification_once"),
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+    )
 
 
 class BookingRequest(Base):

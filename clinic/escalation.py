@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from clinic.db import Escalation, EscalationMessage, session_scope, utcnow
+from clinic.notifications import enqueue  # staff notifications: same transaction (outbox)
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +103,12 @@ def _escalate(
         session.add(escalation)
         session.flush()
         created = True
+        enqueue(session, escalation, "opened")
     else:
         if urgency == "urgent" and escalation.urgency != "urgent":
             escalation.urgency = "urgent"
             upgraded = True
+            enqueue(session, escalation, "urgent")
         if _REASON_RANK[reason] > _REASON_RANK.get(escalation.reason, 0):
             escalation.reason = reason
         escalation.updated_at = utcnow()
@@ -178,3 +181,50 @@ def resolve(escalation_id: int, database_url: str | None = None) -> bool:
         escalation.status = "resolved"
         escalation.resolved_at = utcnow()
         return True
+
+
+def attach_message(
+    *,
+    conversation_id: str,
+    channel: str,
+    message_id: str | None,
+    text: str | None,
+    database_url: str | None = None,
+) -> int:
+    """Attaches a message written while staff hold the conversation to its open escalation.
+
+    Staff see it live in the console. When no escalation is open (it was closed without
+    handing the conversation back), a new one is opened: the patient believes a person is
+    reading, so a person must.
+
+    Returns:
+        The escalation's id.
+    """
+    with session_scope(database_url) as session:
+        escalation = session.execute(
+            select(Escalation)
+            .where(Escalation.conversation_id == conversation_id, Escalation.status == "open")
+            .with_for_update()
+        ).scalar_one_or_none()
+        if escalation is not None:
+            if message_id is None or not _has_message(session, escalation.id, message_id):
+                session.add(
+                    EscalationMessage(
+                        escalation_id=escalation.id,
+                        message_id=message_id or f"handoff-{utcnow().timestamp()}",
+                        reason="handoff",
+                        text=text,
+                    )
+                )
+            escalation.last_patient_message_at = utcnow()
+            logger.info("message attached to escalation %s (channel=%s)", escalation.id, channel)
+            return escalation.id
+    result = escalate(
+        conversation_id=conversation_id,
+        channel=channel,
+        reason="asked_for_staff",
+        message_id=message_id,
+        text=text,
+        database_url=database_url,
+    )
+    return result.escalation_id

@@ -8,7 +8,8 @@ per-category rates, false escalations on FAQ questions, a per-topic confusion su
 failures; exits non-zero below the bars in ``tests/eval/bars.yml``.
 
 Case schema: ``{text, expect, topics?}``; expect is one of crisis, emergency, medical, human,
-booking, faq, other (see docs/POLICY.md).
+booking, faq, other (see docs/POLICY.md). Scenario turns may also expect ``handoff``: staff
+hold the conversation, so the message is attached for them and the assistant stays quiet.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from clinic.settings import PROJECT_DIR
 
 EVAL_DIR = PROJECT_DIR / "tests" / "eval"
 CATEGORIES = ("crisis", "emergency", "medical", "human", "booking", "faq", "other")
+SCENARIO_EXPECTATIONS = (*CATEGORIES, "handoff")
 CONCURRENCY = 4
 SEQUENTIAL_TURNS = 60
 
@@ -61,6 +63,11 @@ class Outcome:
         return "action_escalate_to_staff" in self.actions
 
     @property
+    def held(self) -> bool:
+        """Staff hold the conversation: the message was attached for them, nothing was said."""
+        return "action_handoff_hold" in self.actions and not self.texts
+
+    @property
     def topics(self) -> set[str]:
         return {u.removeprefix("utter_faq_") for u in self.utter_actions if u.startswith("utter_faq_")}
 
@@ -70,6 +77,8 @@ class Outcome:
             return "emergency" if self.crisis_kind == "emergency" else "crisis"
         if self.escalated:
             return "human" if self.intent == "request_human" else "medical"
+        if self.held:
+            return "handoff"
         if self.booking_started:
             return "booking"
         if self.topics:
@@ -92,6 +101,8 @@ def passes(expect: str, topics: list[str] | None, outcome: Outcome) -> bool:
         return bool(outcome.topics & set(topics or [])) and not (outcome.crisis_ran or outcome.escalated)
     if expect == "other":
         return not (outcome.crisis_ran or outcome.escalated or outcome.booking_started or outcome.topics)
+    if expect == "handoff":
+        return outcome.held and not outcome.crisis_ran
     raise ValueError(f"unknown expectation {expect!r}")
 
 
@@ -136,7 +147,12 @@ def load_cases(directory: Path = EVAL_DIR) -> list[dict[str, Any]]:
 
 def load_scenarios(directory: Path = EVAL_DIR) -> list[dict[str, Any]]:
     path = directory / "scenarios.yml"
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or [] if path.exists() else []
+    scenarios = (yaml.safe_load(path.read_text(encoding="utf-8")) or []) if path.exists() else []
+    for scenario in scenarios:
+        for turn in scenario["turns"]:
+            if turn.get("expect") not in SCENARIO_EXPECTATIONS:
+                raise ValueError(f"scenarios.yml: unknown expect {turn.get('expect')!r} in {scenario['name']!r}")
+    return scenarios
 
 
 class Client:

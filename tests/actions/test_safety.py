@@ -38,7 +38,7 @@ def test_the_crisis_protocol_records_an_urgent_escalation(clinic_db, use_profile
     events = run(ActionCrisisProtocol(), dispatcher, tracker, domain)
 
     [escalation] = list_escalations(database_url=clinic_db)
-    assert events == [SlotSet("escalation_id", escalation.id)]
+    assert events == [SlotSet("handoff", True), SlotSet("escalation_id", escalation.id)]
     assert dispatcher.messages[0]["response"] == "utter_crisis_staff_alerted"
     assert len(dispatcher.messages) == 1
     assert (escalation.reason, escalation.urgency, escalation.channel) == ("crisis", "urgent", "twilio")
@@ -66,7 +66,7 @@ def test_the_crisis_protocol_leaves_an_active_form(clinic_db, use_profile, dispa
     assert ActiveLoop(None) in events
     assert SlotSet("requested_slot", None) in events
     assert SlotSet("patient_name", None) in events  # a later booking starts afresh
-    assert events[0]["event"] == "slot" and events[0]["name"] == "escalation_id"
+    assert SlotSet("handoff", True) in events
 
 
 def test_a_retried_crisis_turn_is_not_recorded_twice(clinic_db, use_profile, domain) -> None:
@@ -86,8 +86,9 @@ def test_the_crisis_protocol_still_answers_when_the_database_fails(broken_db, us
 
     events = run(ActionCrisisProtocol(), dispatcher, tracker, domain)
 
-    # No escalation_id slot: the reconciler finds the turn and records it later.
-    assert events == []
+    # No escalation_id slot: the reconciler finds the turn and records it later. Staff still
+    # hold the conversation: the patient was told a person is being alerted.
+    assert events == [SlotSet("handoff", True)]
     assert [m["response"] for m in dispatcher.messages] == ["utter_crisis_staff_alerted"]
     assert "reconciler will retry" in caplog.text
     assert "kill myself" not in caplog.text  # the patient's words are never logged
@@ -108,7 +109,7 @@ def test_escalation_to_staff(clinic_db, use_profile, dispatcher, domain, intent,
     events = run(ActionEscalateToStaff(), dispatcher, tracker, domain)
 
     [escalation] = list_escalations(database_url=clinic_db)
-    assert events == [SlotSet("escalation_id", escalation.id)]
+    assert events == [SlotSet("escalation_id", escalation.id), SlotSet("handoff", True)]
     assert (escalation.reason, escalation.urgency, escalation.channel) == (reason, "normal", "socketio")
     [message] = dispatcher.messages
     assert (message["response"], message["after_hours"]) == (response, "")
@@ -135,9 +136,21 @@ def test_a_later_message_attaches_to_the_same_escalation(clinic_db, use_profile,
     assert [m.message_id for m in escalation.messages] == ["msg-1", "msg-2"]
 
 
+def test_escalation_inside_the_form_pauses_it_and_keeps_the_answers(clinic_db, use_profile, dispatcher,
+                                                                    domain) -> None:
+    tracker = make_tracker("can i do this on lithium", "medical_question", active_loop="booking_form",
+                           slots={"patient_name": "Jane Doe", "requested_slot": "phone"})
+
+    events = run(ActionEscalateToStaff(), dispatcher, tracker, domain)
+
+    assert ActiveLoop(None) in events and SlotSet("handoff", True) in events
+    assert not any(e.get("name") == "patient_name" for e in events)  # kept for when booking resumes
+
+
 def test_escalation_to_staff_when_the_database_fails(broken_db, use_profile, dispatcher, domain) -> None:
     events = run(ActionEscalateToStaff(), dispatcher, make_tracker("agent", "request_human"), domain)
 
+    # The patient is told to call: the assistant keeps answering (no hand-off).
     assert events == []
     assert [m["response"] for m in dispatcher.messages] == ["utter_escalation_failed"]
 

@@ -39,7 +39,8 @@ def make_tracker(
         {
             "sender_id": "conv-1",
             "slots": {"crisis_kind": None, "language": None, "escalation_id": None, "patient_name": None,
-                      "phone": None, "preferred_time": None, "requested_slot": None, **(slots or {})},
+                      "phone": None, "preferred_time": None, "requested_slot": None, "handoff": False,
+                      **(slots or {})},
             "latest_message": parse_data,
             "events": events,
             "paused": False,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clinic.evaluation import CATEGORIES, Outcome, load_cases, outcome_from_events, passes
+from clinic.evaluation import CATEGORIES, Outcome, load_cases, load_scenarios, outcome_from_events, passes
 
 
 def user(text: str, intent: str = "greet", rule: str | None = None) -> dict[str, Any]:
@@ -125,6 +125,8 @@ FAQ_COST = _outcome(actions=["utter_faq_cost_insurance"], utter_actions=["utter_
 FAQ_COST_ESCALATED = _outcome(actions=["utter_faq_cost_insurance", "action_escalate_to_staff"],
                               utter_actions=["utter_faq_cost_insurance"])
 SMALL_TALK = _outcome(actions=["utter_greet"], utter_actions=["utter_greet"])
+HELD = _outcome(actions=["action_handoff_hold"])
+HELD_BUT_ANSWERED = _outcome(actions=["action_handoff_hold", "utter_thanks"], texts=["You're welcome"])
 
 
 @pytest.mark.parametrize(
@@ -151,6 +153,10 @@ SMALL_TALK = _outcome(actions=["utter_greet"], utter_actions=["utter_greet"])
         ("other", None, ESCALATED, False),
         ("other", None, BOOKING, False),
         ("other", None, CRISIS, False),
+        ("handoff", None, HELD, True),
+        ("handoff", None, HELD_BUT_ANSWERED, False),  # quiet while staff hold the conversation
+        ("handoff", None, SMALL_TALK, False),
+        ("handoff", None, CRISIS, False),
     ],
 )
 def test_passes(expect: str, topics: list[str] | None, outcome: Outcome, ok: bool) -> None:
@@ -173,6 +179,21 @@ def test_load_cases_refuses_an_unknown_expectation(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="bad.yml: unknown expect 'greeting'"):
         load_cases(tmp_path)
+
+
+def test_load_scenarios_refuses_an_unknown_expectation(tmp_path: Path) -> None:
+    (tmp_path / "scenarios.yml").write_text(
+        '- name: "x"\n  turns:\n    - {text: "hi", expect: silence}\n', encoding="utf-8"
+    )
+
+    with pytest.raises(ValueError, match="unknown expect 'silence' in 'x'"):
+        load_scenarios(tmp_path)
+
+
+def test_a_held_message_is_labelled_handoff() -> None:
+    events = [user("thanks", "thanks"), action("action_handoff_hold"), action("action_listen")]
+
+    assert outcome_from_events(events).label() == "handoff"
 
 
 def test_load_cases_notes_the_file(tmp_path: Path) -> None:
