@@ -219,6 +219,21 @@ class Notification(Base):
     )
 
 
+class SmsContact(Base):
+    """A phone number that texts the clinic: SMS opt-out state and the first-contact notice."""
+
+    __tablename__ = "sms_contacts"
+
+    id = Column(Integer, primary_key=True)
+    phone = Column(String(32), nullable=False, unique=True)  # E.164
+    opted_out = Column(Boolean, nullable=False, default=False)
+    opted_out_at = Column(DateTime(timezone=True))
+    opted_in_at = Column(DateTime(timezone=True))
+    privacy_notice_sent_at = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
 class BookingRequest(Base):
     """A consultation request collected by the booking form, for staff to confirm."""
 
