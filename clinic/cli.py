@@ -1,10 +1,18 @@
-"""Command line: ``python -m clinic.cli migrate | escalations [--all] | reconcile | answers``."""
+"""Command line: ``python -m clinic.cli migrate | escalations [--all] | reconcile | answers | staff ...``.
+
+``staff`` manages the staff console's accounts and API tokens:
+``add USERNAME [--name NAME] [--admin] [--password-stdin]``, ``passwd USERNAME``,
+``unlock USERNAME``, ``disable USERNAME``, ``list``, ``token USERNAME --name NAME``,
+``tokens [USERNAME]``, ``revoke-token ID``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 
 def _escalations(show_all: bool) -> int:
@@ -24,14 +32,131 @@ def _escalations(show_all: bool) -> int:
     return 0
 
 
+def _read_password(from_stdin: bool) -> str | None:
+    """A new password from stdin (one line) or typed twice; None when the two differ."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New password (at least 12 characters): ")
+    if getpass.getpass("Again: ") != first:
+        print("The passwords differ; nothing changed.", file=sys.stderr)
+        return None
+    return first
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value is not None else "-"
+
+
+def _staff_list() -> int:
+    from clinic.db import utcnow
+    from clinic.staff import list_users
+
+    users = list_users()
+    if not users:
+        print("No staff accounts. Create one: python -m clinic.cli staff add USERNAME --admin")
+        return 0
+    now = utcnow()
+    print(f"{'#':>4}  {'username':20} {'role':6} {'state':9} {'last sign-in (UTC)':18} name")
+    for user in users:
+        state = "disabled" if not user.is_active else (
+            "locked" if user.locked_until is not None and user.locked_until > now else "active"
+        )
+        role = "admin" if user.is_admin else "staff"
+        print(f"{user.id:>4}  {user.username:20} {role:6} {state:9} {_when(user.last_login_at):18} {user.display_name}")
+    return 0
+
+
+def _staff_tokens(username: str | None) -> int:
+    from clinic.staff import list_api_tokens
+
+    tokens = list_api_tokens(username)
+    if not tokens:
+        print("No API tokens.")
+        return 0
+    print(f"{'#':>4}  {'name':20} {'user':16} {'created (UTC)':17} {'last used (UTC)':17} revoked")
+    for token in tokens:
+        print(f"{token.id:>4}  {token.name:20} {token.username:16} {_when(token.created_at):17} "
+              f"{_when(token.last_used_at):17} {_when(token.revoked_at) if token.revoked_at else 'no'}")
+    return 0
+
+
+def _staff(args: argparse.Namespace) -> int:
+    """Runs a ``staff`` subcommand; errors go to stderr with exit code 1."""
+    from clinic import staff
+    from clinic.db import migrate
+
+    migrate()
+    action = args.staff_command
+    try:
+        if action == "list":
+            return _staff_list()
+        if action == "tokens":
+            return _staff_tokens(args.username)
+        if action in ("add", "passwd"):
+            password = _read_password(args.password_stdin)
+            if password is None:
+                return 1
+            if action == "add":
+                user = staff.create_user(args.username, password, display_name=args.name, is_admin=args.admin)
+                role = "admin" if user.is_admin else "staff"
+                print(f"Created {role} account {user.username!r} ({user.display_name}).")
+            else:
+                staff.set_password(args.username, password)
+                print(f"Password changed for {args.username!r}; the account is unlocked and signed out everywhere.")
+            return 0
+        if action == "unlock":
+            staff.unlock(args.username)
+            print(f"Unlocked {args.username!r}.")
+        elif action == "disable":
+            staff.deactivate(args.username)
+            print(f"Disabled {args.username!r}: it cannot sign in, and its sessions and API tokens no longer work.")
+        elif action == "token":
+            new = staff.create_api_token(args.username, args.name)
+            print(f"API token #{new.info.id} ({new.info.name}) for {new.info.username}. It is shown only now:")
+            print(new.token)
+        elif action == "revoke-token":
+            if not staff.revoke_api_token(args.token_id):
+                print(f"No active API token #{args.token_id}.", file=sys.stderr)
+                return 1
+            print(f"Revoked API token #{args.token_id}.")
+        return 0
+    except staff.StaffError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+def _staff_parser(sub: argparse._SubParsersAction) -> None:
+    staff = sub.add_parser("staff", help="staff console accounts and API tokens")
+    commands = staff.add_subparsers(dest="staff_command", required=True)
+    add = commands.add_parser("add", help="create an account (asks for the password twice)")
+    add.add_argument("username")
+    add.add_argument("--name", help="display name (default: the username)")
+    add.add_argument("--admin", action="store_true", help="may also read the audit log")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    passwd = commands.add_parser("passwd", help="set a new password (also unlocks and signs out)")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    commands.add_parser("unlock", help="lift a lock-out after failed sign-ins").add_argument("username")
+    commands.add_parser("disable", help="disable an account").add_argument("username")
+    commands.add_parser("list", help="list accounts")
+    token = commands.add_parser("token", help="create an API token (printed once)")
+    token.add_argument("username")
+    token.add_argument("--name", required=True, help="what the token is for, e.g. ehr-sync")
+    commands.add_parser("tokens", help="list API tokens").add_argument("username", nargs="?")
+    commands.add_parser("revoke-token", help="revoke an API token").add_argument("token_id", type=int, metavar="ID")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clinic.cli", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m clinic.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the clinic database")
     listing = sub.add_parser("escalations", help="list open escalations, urgent first")
     listing.add_argument("--all", action="store_true", help="include resolved ones")
     sub.add_parser("reconcile", help="record escalations that failed action calls missed")
     sub.add_parser("answers", help="FAQ answers filled from clinic.yml: length and reading grade")
+    _staff_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "migrate":
@@ -41,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "escalations":
         return _escalations(args.all)
+    if args.command == "staff":
+        return _staff(args)
     if args.command == "answers":
         from clinic.answers import filled_answers, report
 

@@ -55,3 +55,124 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
 
     assert exit_.value.code == 2
+
+
+# ------------------------------------------------------------------ staff accounts and API tokens
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI hashes with the production hasher; tests swap in a cheap argon2id one."""
+    from argon2 import PasswordHasher
+
+    import clinic.staff
+
+    monkeypatch.setattr(clinic.staff, "_default_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+def _staff(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None,
+           monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
+    if stdin is not None:
+        import io
+
+        assert monkeypatch is not None
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(["staff", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_staff_add_list_and_sign_in(database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinic.staff import verify_login
+
+    code, out, _ = _staff(capsys, "add", "Ana", "--name", "Ana Admin", "--admin", "--password-stdin",
+                          stdin="a long enough password\n", monkeypatch=monkeypatch)
+    assert code == 0 and "Created admin account 'ana' (Ana Admin)" in out
+    code, out, _ = _staff(capsys, "add", "sam", "--password-stdin", stdin="another long password\n",
+                          monkeypatch=monkeypatch)
+    assert code == 0 and "staff account 'sam'" in out
+
+    code, out, _ = _staff(capsys, "list")
+
+    lines = out.splitlines()
+    assert code == 0 and "ana" in lines[1] and "admin" in lines[1] and "active" in lines[1]
+    assert "sam" in lines[2] and "staff" in lines[2]
+    assert "long enough" not in out
+    assert verify_login("ana", "a long enough password").ok
+
+
+def test_staff_add_prompts_twice(database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter(["first long password", "second long password", "same long password", "same long password"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+
+    mismatch = _staff(capsys, "add", "kim")
+    created = _staff(capsys, "add", "kim")
+
+    assert mismatch[0] == 1 and "differ" in mismatch[2]
+    assert created[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("add", "sam", "--password-stdin"), "short\n", "at least 12"),
+        (("add", "bad name", "--password-stdin"), "a long enough password\n", "2 to 64"),
+        (("passwd", "nobody", "--password-stdin"), "a long enough password\n", "No staff account"),
+        (("unlock", "nobody"), None, "No staff account"),
+        (("disable", "nobody"), None, "No staff account"),
+        (("token", "nobody", "--name", "x"), None, "No staff account"),
+        (("revoke-token", "99"), None, "No active API token #99"),
+    ],
+)
+def test_staff_errors_exit_1(database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], stdin: str | None,
+                             message: str) -> None:
+    code, _out, err = _staff(capsys, *args, stdin=stdin, monkeypatch=monkeypatch)
+
+    assert code == 1 and message in err
+
+
+def test_staff_passwd_unlock_and_disable(database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinic.staff import MAX_FAILED_LOGINS, verify_login
+
+    _staff(capsys, "add", "sam", "--password-stdin", stdin="first long password\n", monkeypatch=monkeypatch)
+    for _ in range(MAX_FAILED_LOGINS):
+        verify_login("sam", "wrong password!")
+    assert "locked" in _staff(capsys, "list")[1]
+
+    assert _staff(capsys, "unlock", "sam")[0] == 0
+    assert verify_login("sam", "first long password").ok
+    assert _staff(capsys, "passwd", "sam", "--password-stdin", stdin="second long password\n",
+                  monkeypatch=monkeypatch)[0] == 0
+    assert not verify_login("sam", "first long password").ok and verify_login("sam", "second long password").ok
+    assert _staff(capsys, "disable", "sam")[0] == 0
+    assert verify_login("sam", "second long password").outcome == "disabled"
+    assert "disabled" in _staff(capsys, "list")[1]
+
+
+def test_staff_tokens_are_printed_once_and_can_be_revoked(
+    database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clinic.staff import lookup_api_token
+
+    _staff(capsys, "add", "sam", "--password-stdin", stdin="first long password\n", monkeypatch=monkeypatch)
+
+    code, out, _ = _staff(capsys, "token", "sam", "--name", "ehr-sync")
+    token = out.strip().splitlines()[-1]
+    listing = _staff(capsys, "tokens")[1]
+
+    assert code == 0 and "API token #1 (ehr-sync) for sam" in out
+    assert lookup_api_token(token).user.username == "sam"
+    assert "ehr-sync" in listing and token not in listing
+    assert _staff(capsys, "revoke-token", "1")[0] == 0
+    assert lookup_api_token(token) is None
+    assert not _staff(capsys, "tokens", "sam")[1].splitlines()[1].endswith(" no")  # shows when it was revoked
+
+
+def test_no_staff_yet(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _staff(capsys, "list")
+    assert code == 0 and out.startswith("No staff accounts. Create one: python -m clinic.cli staff add")
+    assert _staff(capsys, "tokens")[1].strip() == "No API tokens."

@@ -1,0 +1,540 @@
+"""Staff accounts, console sessions and API tokens.
+
+Accounts are created with ``python -m clinic.cli staff add``; passwords are hashed with
+argon2id (:class:`argon2.PasswordHasher`'s defaults, RFC 9106's low-memory profile). Five
+failed sign-ins lock an account for 15 minutes; an unknown username costs the same hash
+verification as a known one, so neither the answer nor its timing tells whether it exists.
+
+A browser session is a random token in a cookie; the table keeps only its SHA-256, the CSRF
+token of the session and when it expires (12 hours after the last request, 24 hours after
+signing in at the latest). API tokens are random bearer tokens, shown once and stored as
+their SHA-256.
+
+Every function returns plain frozen dataclasses, never ORM rows bound to a closed session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from clinic.db import ApiToken, StaffSession, StaffUser, session_scope, utcnow
+
+logger = logging.getLogger(__name__)
+
+PASSWORD_MIN_LENGTH = 12
+PASSWORD_MAX_LENGTH = 1024
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+SESSION_IDLE = timedelta(hours=12)
+SESSION_MAX_AGE = timedelta(hours=24)
+TOUCH_EVERY = timedelta(seconds=60)  # write last-seen at most once a minute per session
+TOKEN_MAX_LENGTH = 256
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+_default_hasher: PasswordHasher | None = None
+_dummy_hashes: dict[tuple[object, ...], str] = {}
+
+
+class StaffError(ValueError):
+    """A staff-account operation that cannot be done (the message says why, for people)."""
+
+
+class UnknownUser(StaffError):
+    """No account has this username."""
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """A staff account as the rest of the code sees it (no password hash)."""
+
+    id: int
+    username: str
+    display_name: str
+    is_admin: bool = False
+    is_active: bool = True
+    locked_until: datetime | None = None
+    last_login_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """The outcome of a sign-in attempt.
+
+    Attributes:
+        outcome: ``ok``, ``unknown_user``, ``bad_password``, ``locked`` or ``disabled``.
+        user: the account when the username exists (also on failure, for the audit log).
+        locked_now: this failure locked the account.
+    """
+
+    outcome: str
+    user: StaffMember | None = None
+    locked_now: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session just created: ``token`` goes in the cookie and is never stored."""
+
+    token: str
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    """A valid session found by its cookie token."""
+
+    id: int
+    user: StaffMember
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiTokenInfo:
+    """An API token's record (never the token itself)."""
+
+    id: int
+    name: str
+    username: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewApiToken:
+    """An API token just created: ``token`` is shown once and never stored."""
+
+    info: ApiTokenInfo
+    token: str
+
+
+@dataclass(frozen=True)
+class ApiCredential:
+    """A valid bearer token and its owner."""
+
+    token_id: int
+    token_name: str
+    user: StaffMember
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """An aware UTC datetime (SQLite returns naive datetimes; they are UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 (hex) under which a session or API token is stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def default_hasher() -> PasswordHasher:
+    """The production password hasher (argon2id with the library's defaults), built on first use."""
+    global _default_hasher
+    if _default_hasher is None:
+        _default_hasher = PasswordHasher()
+    return _default_hasher
+
+
+def normalize_username(username: str) -> str:
+    """Usernames are case-insensitive: stored and looked up in lower case."""
+    return (username or "").strip().lower()
+
+
+def _valid_username(username: str) -> str:
+    name = normalize_username(username)
+    if not _USERNAME.match(name):
+        raise StaffError(
+            "A username has 2 to 64 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def check_password(password: str) -> None:
+    """Raises :class:`StaffError` when a new password is too short or too long."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise StaffError(f"The password must have at least {PASSWORD_MIN_LENGTH} characters.")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise StaffError(f"The password must have at most {PASSWORD_MAX_LENGTH} characters.")
+
+
+def _member(user: StaffUser) -> StaffMember:
+    return StaffMember(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        is_admin=bool(user.is_admin),
+        is_active=bool(user.is_active),
+        locked_until=as_utc(user.locked_until),
+        last_login_at=as_utc(user.last_login_at),
+    )
+
+
+def _by_username(session: Session, username: str, *, for_update: bool = False) -> StaffUser | None:
+    query = select(StaffUser).where(StaffUser.username == normalize_username(username))
+    if for_update:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def _require(session: Session, username: str) -> StaffUser:
+    user = _by_username(session, username, for_update=True)
+    if user is None:
+        raise UnknownUser(f"No staff account is named {normalize_username(username)!r}.")
+    return user
+
+
+def _verify(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash with the hasher's parameters, verified for unknown usernames (same cost)."""
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, hasher.hash_len, hasher.salt_len, hasher.type)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(secrets.token_urlsafe(24))
+    return _dummy_hashes[key]
+
+
+def warm_up(hasher: PasswordHasher | None = None) -> None:
+    """Computes the dummy hash now, so the first sign-in with an unknown username is not slower."""
+    _dummy_hash(hasher or default_hasher())
+
+
+# ------------------------------------------------------------------ accounts
+
+
+def create_user(
+    username: str,
+    password: str,
+    *,
+    display_name: str | None = None,
+    is_admin: bool = False,
+    database_url: str | None = None,
+    hasher: PasswordHasher | None = None,
+) -> StaffMember:
+    """Creates a staff account.
+
+    Args:
+        username: 2-64 characters (letters, digits, ``._-``); stored in lower case.
+        password: at least :data:`PASSWORD_MIN_LENGTH` characters.
+        display_name: the name patients and colleagues see (default: the username).
+        is_admin: admins may also read the audit log.
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+        hasher: the password hasher (tests pass a cheap one).
+
+    Raises:
+        StaffError: invalid username or password, or the username is taken.
+    """
+    name = _valid_username(username)
+    check_password(password)
+    shown = (display_name or "").strip() or name
+    if len(shown) > 120:
+        raise StaffError("The display name must have at most 120 characters.")
+    password_hash = (hasher or default_hasher()).hash(password)
+    try:
+        with session_scope(database_url) as session:
+            user = StaffUser(
+                username=name,
+                display_name=shown,
+                password_hash=password_hash,
+                is_admin=is_admin,
+                is_active=True,
+                failed_logins=0,
+            )
+            session.add(user)
+            session.flush()
+            member = _member(user)
+    except IntegrityError:
+        raise StaffError(f"A staff account named {name!r} already exists.") from None
+    logger.info("staff account %s created (admin=%s)", name, is_admin)
+    return member
+
+
+def set_password(
+    username: str, password: str, *, database_url: str | None = None, hasher: PasswordHasher | None = None
+) -> None:
+    """Sets a new password, unlocks the account and signs it out everywhere.
+
+    Raises:
+        UnknownUser: no such account.
+        StaffError: the password is too short or too long.
+    """
+    check_password(password)
+    password_hash = (hasher or default_hasher()).hash(password)
+    with session_scope(database_url) as session:
+        user = _require(session, username)
+        user.password_hash = password_hash
+        user.failed_logins = 0
+        user.locked_until = None
+        session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+    logger.info("staff account %s: password changed, sessions ended", normalize_username(username))
+
+
+def unlock(username: str, *, database_url: str | None = None) -> None:
+    """Lifts a lock-out and forgets failed sign-ins.
+
+    Raises:
+        UnknownUser: no such account.
+    """
+    with session_scope(database_url) as session:
+        user = _require(session, username)
+        user.failed_logins = 0
+        user.locked_until = None
+
+
+def deactivate(username: str, *, database_url: str | None = None) -> None:
+    """Disables an account: it can no longer sign in, its sessions end and its API tokens stop working.
+
+    Raises:
+        UnknownUser: no such account.
+    """
+    with session_scope(database_url) as session:
+        user = _require(session, username)
+        user.is_active = False
+        session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+    logger.info("staff account %s disabled", normalize_username(username))
+
+
+def get_user(user_id: int, *, database_url: str | None = None) -> StaffMember | None:
+    """The account with this id, or None."""
+    with session_scope(database_url) as session:
+        user = session.get(StaffUser, user_id)
+        return _member(user) if user is not None else None
+
+
+def list_users(*, database_url: str | None = None) -> list[StaffMember]:
+    """Every account, by username."""
+    with session_scope(database_url) as session:
+        rows = session.execute(select(StaffUser).order_by(StaffUser.username)).scalars()
+        return [_member(user) for user in rows]
+
+
+def verify_login(
+    username: str,
+    password: str,
+    *,
+    database_url: str | None = None,
+    hasher: PasswordHasher | None = None,
+    now: datetime | None = None,
+) -> LoginResult:
+    """Checks a sign-in attempt and counts failures.
+
+    The password is verified in every case (an unknown username against a dummy hash), so a
+    failure takes the same time whatever its cause. :data:`MAX_FAILED_LOGINS` failures in a
+    row lock the account for :data:`LOCKOUT`; while locked, even the right password fails and
+    attempts do not extend the lock. A success on an outdated hash rehashes the password.
+
+    Args:
+        username: as typed (case-insensitive).
+        password: as typed.
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+        hasher: the password hasher (tests pass a cheap one).
+        now: the current time (tests).
+
+    Returns:
+        The outcome; callers must show the same message for every failure.
+    """
+    hasher = hasher or default_hasher()
+    now = now or utcnow()
+    if len(password) > PASSWORD_MAX_LENGTH or len(username) > 256:
+        _verify(hasher, _dummy_hash(hasher), password[:PASSWORD_MAX_LENGTH])
+        return LoginResult("unknown_user")
+    with session_scope(database_url) as session:
+        user = _by_username(session, username, for_update=True)
+        if user is None:
+            _verify(hasher, _dummy_hash(hasher), password)
+            return LoginResult("unknown_user")
+        matches = _verify(hasher, user.password_hash, password)
+        if not user.is_active:
+            return LoginResult("disabled", _member(user))
+        locked_until = as_utc(user.locked_until)
+        if locked_until is not None and locked_until > now:
+            return LoginResult("locked", _member(user))
+        if not matches:
+            user.failed_logins = (user.failed_logins or 0) + 1
+            locked_now = user.failed_logins >= MAX_FAILED_LOGINS
+            if locked_now:
+                user.locked_until = now + LOCKOUT
+                user.failed_logins = 0
+                logger.warning("staff account %s locked after %s failed sign-ins", user.username, MAX_FAILED_LOGINS)
+            return LoginResult("bad_password", _member(user), locked_now=locked_now)
+        user.failed_logins = 0
+        user.locked_until = None
+        user.last_login_at = now
+        if hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = hasher.hash(password)
+        return LoginResult("ok", _member(user))
+
+
+# ------------------------------------------------------------------ sessions
+
+
+def create_session(user_id: int, *, database_url: str | None = None, now: datetime | None = None) -> NewSession:
+    """Starts a browser session for an account (and clears expired sessions)."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    csrf_token = secrets.token_urlsafe(32)
+    expires_at = now + SESSION_IDLE
+    with session_scope(database_url) as session:
+        session.execute(delete(StaffSession).where(StaffSession.expires_at < now))
+        session.add(
+            StaffSession(
+                token_hash=token_hash(token),
+                user_id=user_id,
+                csrf_token=csrf_token,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=expires_at,
+            )
+        )
+    return NewSession(token, csrf_token, expires_at)
+
+
+def lookup_session(
+    token: str | None, *, database_url: str | None = None, touch: bool = True, now: datetime | None = None
+) -> ActiveSession | None:
+    """The valid session of a cookie token, or None (unknown, expired, or the account is disabled).
+
+    Args:
+        token: the cookie's value.
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+        touch: count this request as activity (extends the idle expiry); automatic polling
+            passes False so an unattended tab still expires.
+        now: the current time (tests).
+    """
+    if not token or len(token) > TOKEN_MAX_LENGTH:
+        return None
+    now = now or utcnow()
+    with session_scope(database_url) as session:
+        row = session.execute(
+            select(StaffSession).where(StaffSession.token_hash == token_hash(token))
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        if as_utc(row.expires_at) <= now:
+            session.delete(row)
+            return None
+        user = row.user
+        if user is None or not user.is_active:
+            return None
+        if touch and now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
+            row.last_seen_at = now
+            row.expires_at = min(now + SESSION_IDLE, as_utc(row.created_at) + SESSION_MAX_AGE)
+        return ActiveSession(row.id, _member(user), row.csrf_token, as_utc(row.expires_at))
+
+
+def delete_session(token: str | None, *, database_url: str | None = None) -> bool:
+    """Ends a session (sign-out); returns whether there was one."""
+    if not token or len(token) > TOKEN_MAX_LENGTH:
+        return False
+    with session_scope(database_url) as session:
+        result = session.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash(token)))
+        return bool(result.rowcount)
+
+
+# ------------------------------------------------------------------ API tokens
+
+
+def _token_info(row: ApiToken) -> ApiTokenInfo:
+    return ApiTokenInfo(
+        id=row.id,
+        name=row.name,
+        username=row.user.username,
+        created_at=as_utc(row.created_at),
+        last_used_at=as_utc(row.last_used_at),
+        revoked_at=as_utc(row.revoked_at),
+    )
+
+
+def create_api_token(username: str, name: str, *, database_url: str | None = None) -> NewApiToken:
+    """Creates a bearer token for the JSON API, acting as ``username``.
+
+    Args:
+        username: the account the integration acts as.
+        name: what the token is for (1-64 characters), e.g. ``"ehr-sync"``.
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+
+    Returns:
+        The token's record and the token itself, which is not stored and cannot be shown again.
+
+    Raises:
+        UnknownUser: no such account.
+        StaffError: the name is empty or too long, or the account is disabled.
+    """
+    label = (name or "").strip()
+    if not label or len(label) > 64:
+        raise StaffError("A token name has 1 to 64 characters.")
+    token = "kcs_" + secrets.token_urlsafe(32)
+    with session_scope(database_url) as session:
+        user = _require(session, username)
+        if not user.is_active:
+            raise StaffError(f"The account {user.username!r} is disabled.")
+        row = ApiToken(user_id=user.id, name=label, token_hash=token_hash(token))
+        session.add(row)
+        session.flush()
+        info = _token_info(row)
+    logger.info("API token %s (%s) created for %s", info.id, label, info.username)
+    return NewApiToken(info, token)
+
+
+def lookup_api_token(
+    token: str | None, *, database_url: str | None = None, now: datetime | None = None
+) -> ApiCredential | None:
+    """The valid credential of a bearer token, or None (unknown, revoked, or the account is disabled)."""
+    if not token or len(token) > TOKEN_MAX_LENGTH:
+        return None
+    now = now or utcnow()
+    with session_scope(database_url) as session:
+        row = session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).scalar_one_or_none()
+        if row is None or row.revoked_at is not None or row.user is None or not row.user.is_active:
+            return None
+        last_used = as_utc(row.last_used_at)
+        if last_used is None or now - last_used >= TOUCH_EVERY:
+            row.last_used_at = now
+        return ApiCredential(row.id, row.name, _member(row.user))
+
+
+def revoke_api_token(token_id: int, *, database_url: str | None = None) -> bool:
+    """Revokes an API token; returns False when there is no such token or it was revoked already."""
+    with session_scope(database_url) as session:
+        row = session.get(ApiToken, token_id)
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = utcnow()
+    logger.info("API token %s revoked", token_id)
+    return True
+
+
+def list_api_tokens(username: str | None = None, *, database_url: str | None = None) -> list[ApiTokenInfo]:
+    """API tokens (revoked ones too), optionally of one account, oldest first."""
+    with session_scope(database_url) as session:
+        query = select(ApiToken).join(StaffUser, ApiToken.user_id == StaffUser.id).order_by(ApiToken.id)
+        if username is not None:
+            query = query.where(StaffUser.username == normalize_username(username))
+        return [_token_info(row) for row in session.execute(query).scalars()]
