@@ -83,11 +83,7 @@ def _escalate(
     guard_reason: dict[str, Any] | None,
 ) -> EscalationResult:
     urgency = "urgent" if reason in URGENT_REASONS else "normal"
-    escalation = session.execute(
-        select(Escalation)
-        .where(Escalation.conversation_id == conversation_id, Escalation.status == "open")
-        .with_for_update()
-    ).scalar_one_or_none()
+    escalation = _open_escalation(session, conversation_id)
     created = upgraded = False
     if escalation is None:
         escalation = Escalation(
@@ -132,6 +128,15 @@ def _escalate(
         channel,
     )
     return EscalationResult(escalation.id, created, upgraded, escalation.urgency)
+
+
+def _open_escalation(session: Session, conversation_id: str) -> Escalation | None:
+    """The conversation's open escalation, locked for this transaction (PostgreSQL)."""
+    return session.execute(
+        select(Escalation)
+        .where(Escalation.conversation_id == conversation_id, Escalation.status == "open")
+        .with_for_update()
+    ).scalar_one_or_none()
 
 
 def _has_message(session: Session, escalation_id: int, message_id: str) -> bool:
@@ -201,11 +206,7 @@ def attach_message(
         The escalation's id.
     """
     with session_scope(database_url) as session:
-        escalation = session.execute(
-            select(Escalation)
-            .where(Escalation.conversation_id == conversation_id, Escalation.status == "open")
-            .with_for_update()
-        ).scalar_one_or_none()
+        escalation = _open_escalation(session, conversation_id)
         if escalation is not None:
             if message_id is None or not _has_message(session, escalation.id, message_id):
                 session.add(
