@@ -7,11 +7,18 @@ from functools import lru_cache
 
 from rasa_sdk import Tracker
 
+from clinic.contact import normalize_phone
 from clinic.hours import describe_next_opening, is_open, next_opening
 from clinic.profile import ProfileCache
 
-
-FORM_SLOTS = ("patient_name", "phone", "preferred_time", "requested_slot")
+# Every slot the booking forms fill (booking_form, reschedule_form, cancel_form): cleared when a
+# form is left (crisis protocol, "never mind") or done, so a later booking starts afresh.
+FORM_SLOTS = (
+    "patient_name", "phone", "email", "visit_reason", "patient_type", "sms_consent", "preferred_time",
+    "offered_slots", "slot_choice", "booking_confirmed", "booking_code", "booking_ref", "cancel_confirmed",
+    "lookup_attempts", "requested_slot",
+)
+SMS_CHANNEL = "twilio"
 
 
 @lru_cache(maxsize=1)
@@ -21,6 +28,13 @@ def profile_cache() -> ProfileCache:
 
 def channel_of(tracker: Tracker) -> str:
     return tracker.get_latest_input_channel() or "unknown"
+
+
+def sms_sender_phone(tracker: Tracker) -> str | None:
+    """On SMS, the patient's own number (the sender id, E.164); None on other channels."""
+    if channel_of(tracker) != SMS_CHANNEL or not str(tracker.sender_id or "").startswith("+"):
+        return None
+    return normalize_phone(tracker.sender_id)
 
 
 def after_hours_note(now: datetime | None = None) -> str:

@@ -1,10 +1,11 @@
-"""Contact details a patient types: names and phone numbers."""
+"""Contact details a patient types: names, phone numbers and email addresses."""
 
 from __future__ import annotations
 
 import re
 
 import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 
 # Words of letters joined by a space, apostrophe, hyphen or dot; a dot may be followed by a
 # space ("John F. Kennedy", "Dr. Jane Doe").
@@ -51,3 +52,27 @@ def display_phone(e164: str) -> str:
     number = phonenumbers.parse(e164, "US")
     style = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == 1 else phonenumbers.PhoneNumberFormat.INTERNATIONAL
     return phonenumbers.format_number(number, style)
+
+
+# "jane dot doe at example dot com"
+_SPOKEN_AT = re.compile(r"\s+(?:at|\(at\)|\[at\])\s+", re.I)
+_SPOKEN_DOT = re.compile(r"\s+(?:dot|\(dot\)|\[dot\])\s+", re.I)
+_EMAIL_TOKEN = re.compile(r"[^\s<>(),;:\"']+@[^\s<>(),;:\"']+")
+
+
+def normalize_email(text: str) -> str | None:
+    """The email address in what the patient typed ("my email is Jane@Example.com"), or None.
+
+    Checked with email-validator for syntax only (no DNS or network lookups); the domain is
+    lower-cased. Spoken forms ("jane dot doe at example dot com") are read too.
+    """
+    text = (text or "").strip()
+    if "@" not in text and _SPOKEN_AT.search(text) and _SPOKEN_DOT.search(text):
+        text = _SPOKEN_DOT.sub(".", _SPOKEN_AT.sub("@", text.split(" is ")[-1]))
+    match = _EMAIL_TOKEN.search(text)
+    if not match:
+        return None
+    try:
+        return validate_email(match.group(0).rstrip("."), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None

@@ -1,7 +1,7 @@
 """The clinic database: tables, engine and sessions.
 
 One database layer for the clinic's own records (escalations, staff accounts and their work,
-notifications, booking requests). The URL
+notifications, bookings and booking requests). The URL
 comes from ``CLINIC_DATABASE_URL`` (SQLite under ``var/`` by default, PostgreSQL in
 production); the schema is managed by Alembic (``migrations/``, applied by ``make db``).
 """
@@ -235,7 +235,12 @@ class SmsContact(Base):
 
 
 class BookingRequest(Base):
-    """A consultation request collected by the booking form, for staff to confirm."""
+    """A request for staff: a consultation to book, or a change to a booking, to confirm.
+
+    Requests come from the webhook backend (the clinic's own system books), or from any backend
+    that was down or failed (``fallback_reason``), so nothing the patient entered is lost.
+    ``kind`` is ``book``, ``reschedule`` (of ``booking_id`` to ``preferred_time``) or ``cancel``.
+    """
 
     __tablename__ = "booking_requests"
 
@@ -248,6 +253,71 @@ class BookingRequest(Base):
     preferred_time = Column(DateTime(timezone=True))
     status = Column(String(16), nullable=False, default="requested")  # requested | confirmed | cancelled
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # schema 0004: booking and scheduling hand-off
+    code = Column(String(12))  # the patient's booking code (reschedule / cancel)
+    kind = Column(String(16), nullable=False, default="book", server_default="book")
+    booking_id = Column(ForeignKey("bookings.id", ondelete="SET NULL", name="fk_booking_requests_booking_id"))
+    email = Column(String(254))
+    visit_reason = Column(String(40))
+    patient_type = Column(String(16))  # new | returning
+    sms_consent = Column(Boolean)
+    backend = Column(String(16))  # the scheduling backend in use: builtin | calcom | webhook
+    fallback_reason = Column(String(64))  # why the backend could not book it (None: by design)
+    webhook_status = Column(String(16))  # pending | delivered | failed (webhook backend)
+    webhook_attempts = Column(Integer, nullable=False, default=0, server_default="0")
+    webhook_error = Column(String(200))
+    updated_at = Column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    confirmed_at = Column(DateTime(timezone=True))
+    confirmed_by = Column(String(64))
+    cancelled_at = Column(DateTime(timezone=True))
+    cancelled_by = Column(String(64))
+
+    booking = relationship("Booking")
+
+    __table_args__ = (UniqueConstraint("code", name="uq_booking_requests_code"),)
+
+
+class Booking(Base):
+    """A booked consultation (built-in calendar or Cal.com), found again by phone and code.
+
+    Built-in bookings hold a ``chair``: at most one booked consultation per start time and chair
+    (a partial unique index), so concurrent requests for the last free chair cannot both win.
+    Cal.com bookings have no chair (Cal.com decides availability) and its ``external_uid``.
+    """
+
+    __tablename__ = "bookings"
+
+    id = Column(Integer, primary_key=True)
+    code = Column(String(12), nullable=False, unique=True)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    channel = Column(String(32), nullable=False)
+    backend = Column(String(16), nullable=False)  # builtin | calcom
+    external_uid = Column(String(128), index=True)
+    full_name = Column(String(200), nullable=False)
+    phone = Column(String(32), nullable=False, index=True)  # E.164
+    email = Column(String(254))
+    visit_reason = Column(String(40))
+    patient_type = Column(String(16))
+    sms_consent = Column(Boolean, nullable=False, default=False)
+    starts_at = Column(DateTime(timezone=True), nullable=False, index=True)  # UTC
+    ends_at = Column(DateTime(timezone=True), nullable=False)
+    chair = Column(Integer)
+    status = Column(String(16), nullable=False, default="booked")  # booked | pending | cancelled
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    cancelled_at = Column(DateTime(timezone=True))
+    cancelled_by = Column(String(64))  # "patient" or a staff username
+
+    __table_args__ = (
+        Index(
+            "uq_bookings_slot_chair",
+            "starts_at",
+            "chair",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook

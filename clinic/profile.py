@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +26,7 @@ TREATMENT_NAMES = {
     "im": "IM injections",
     "esketamine": "Spravato (esketamine) nasal spray",
 }
+SCHEDULING_BACKENDS = ("builtin", "calcom", "webhook")
 logger = logging.getLogger(__name__)
 _HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
@@ -82,6 +83,31 @@ class Consultation(BaseModel, extra=Extra.forbid):
         return value
 
 
+class BookingSettings(BaseModel, extra=Extra.forbid):
+    """How consultations are booked (``booking:`` in clinic.yml)."""
+
+    backend: str
+    slot_minutes: int = Field(..., ge=5, le=240)
+    chairs: int = Field(..., ge=1, le=50)
+    min_notice_hours: int = Field(..., ge=0, le=336)
+    horizon_days: int = Field(..., ge=1, le=365)
+    blocked_dates: list[date]
+    preparation: str = Field(..., min_length=2, max_length=200)
+    calcom_event_type_id: int | None = Field(None, gt=0)
+
+    @validator("backend")
+    def _known_backend(cls, value: str) -> str:  # noqa: N805
+        if value not in SCHEDULING_BACKENDS:
+            raise ValueError(f"unknown scheduling backend {value!r}; use {', '.join(SCHEDULING_BACKENDS)}")
+        return value
+
+    @validator("calcom_event_type_id", always=True)
+    def _calcom_needs_an_event_type(cls, value: int | None, values: dict[str, Any]) -> int | None:  # noqa: N805
+        if values.get("backend") == "calcom" and value is None:
+            raise ValueError("the calcom backend needs the Cal.com event type's id")
+        return value
+
+
 class ClinicProfile(BaseModel):
     """The validated contents of clinic.yml."""
 
@@ -103,6 +129,7 @@ class ClinicProfile(BaseModel):
     response_time: str = Field(..., min_length=2)
     cancellation_policy: str = Field(..., min_length=2)
     retention_days: int = Field(..., ge=30)
+    booking: BookingSettings
 
     class Config:
         extra = Extra.forbid
@@ -176,6 +203,7 @@ class ClinicProfile(BaseModel):
             "conditions_text": _join(self.conditions_treated, "and"),
             "response_time": self.response_time,
             "cancellation_policy": self.cancellation_policy,
+            "booking_preparation": self.booking.preparation,
         }
 
 

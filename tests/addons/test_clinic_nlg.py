@@ -70,7 +70,11 @@ def test_placeholders_are_filled_from_the_profile(clinic_copy: Path, domain: Dom
 def test_every_response_renders_without_a_left_over_placeholder(clinic_copy: Path, domain: Domain) -> None:
     nlg = ClinicNLG(domain=domain)
     runtime = {"after_hours": "", "preferred_time_display": "Tuesday, April 21 at 2 PM",
-               "phone_display": "(312) 555-0123"}
+               "phone_display": "(312) 555-0123",
+               # the booking actions' values
+               "old_time_display": "Tuesday, April 14 at 2 PM", "booking_code": "K7M4QX", "email_display": "none",
+               "visit_reason_display": "anxiety", "patient_type_display": "first visit", "reminders_display": "yes",
+               "blocked_day": "Friday, December 25", "horizon_days": "60"}
     slots = {"patient_name": "Ana"}
 
     for response in domain.responses:
@@ -120,10 +124,11 @@ def test_call_arguments_and_slots_fill_their_placeholders(clinic_copy: Path, dom
     nlg = ClinicNLG(domain=domain)
 
     text = say(nlg, domain, "utter_booking_requested", slots={"patient_name": "Ana"},
-               preferred_time_display="Tuesday, April 21 at 2 PM", phone_display="(312) 555-0123")
+               preferred_time_display="Tuesday, April 21 at 2 PM", phone_display="(312) 555-0123",
+               booking_code="K7M4QX")
 
     assert text.startswith("Thanks, Ana.")
-    assert "Tuesday, April 21 at 2 PM" in text and "(312) 555-0123" in text
+    assert "Tuesday, April 21 at 2 PM" in text and "(312) 555-0123" in text and "K7M4QX" in text
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clinic.contact import clean_name, display_phone, normalize_phone
+from clinic.contact import clean_name, display_phone, normalize_email, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,24 @@ def test_an_unusable_phone_number_is_refused(typed: str) -> None:
 )
 def test_display_phone(e164: str, shown: str) -> None:
     assert display_phone(e164) == shown
+
+
+@pytest.mark.parametrize(
+    ("typed", "email"),
+    [
+        ("ana@example.com", "ana@example.com"),
+        ("Ana.Lopez@Example.COM", "Ana.Lopez@example.com"),  # the domain is case-insensitive
+        ("my email is ana@example.com.", "ana@example.com"),
+        ("<ana+clinic@example.org>", "ana+clinic@example.org"),
+        ("ana dot lopez at example dot com", "ana.lopez@example.com"),
+        ("email: josé@correo.example.mx", "josé@correo.example.mx"),
+    ],
+)
+def test_an_email_address_is_normalized(typed: str, email: str) -> None:
+    assert normalize_email(typed) == email
+
+
+@pytest.mark.parametrize("typed", ["", "no", "ana@example", "ana@@example.com", "ana at example", "@example.com",
+                                   "ana@example.test"])  # .test is a reserved name
+def test_an_unusable_email_address_is_refused(typed: str) -> None:
+    assert normalize_email(typed) is None

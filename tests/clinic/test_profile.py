@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from clinic.profile import DEFAULT_PATH, ProfileCache, ProfileError, load_profil
 _RAW = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
 # Prices of treatments are optional: a clinic that does not publish one leaves it out.
 OPTIONAL_FIELDS = {"prices.iv_infusion", "prices.iv_series_of_six", "prices.im_injection", "prices.spravato_session"}
+# Only the calcom backend needs a Cal.com event type.
+OPTIONAL_BOOKING_FIELDS = {"booking.calcom_event_type_id"}
 
 
 def _field_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
@@ -29,7 +32,7 @@ def _field_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 ALL_FIELDS = _field_paths(_RAW)
-REQUIRED_FIELDS = [f for f in ALL_FIELDS if f not in OPTIONAL_FIELDS]
+REQUIRED_FIELDS = [f for f in ALL_FIELDS if f not in OPTIONAL_FIELDS | OPTIONAL_BOOKING_FIELDS]
 
 
 def _without(raw: dict[str, Any], path: str) -> dict[str, Any]:
@@ -126,6 +129,14 @@ def test_an_optional_price_may_be_left_out(tmp_path: Path, field: str) -> None:
         ("fasting_hours", "four", "fasting_hours"),
         ("name", None, "name"),
         ("favourite_colour", "teal", "favourite_colour"),
+        ("booking.backend", "google", "booking.backend"),
+        ("booking.slot_minutes", 0, "booking.slot_minutes"),
+        ("booking.chairs", 0, "booking.chairs"),
+        ("booking.horizon_days", 0, "booking.horizon_days"),
+        ("booking.blocked_dates", ["Christmas"], "booking.blocked_dates"),
+        ("booking.blocked_dates", "2026-12-25", "booking.blocked_dates"),
+        ("booking.calcom_event_type_id", -1, "booking.calcom_event_type_id"),
+        ("booking.colour", "teal", "booking.colour"),
     ],
 )
 def test_an_invalid_value_is_named(tmp_path: Path, field: str, value: Any, named: str) -> None:
@@ -135,6 +146,22 @@ def test_an_invalid_value_is_named(tmp_path: Path, field: str, value: Any, named
         load_profile(path)
 
     assert f"invalid field '{named}" in str(error.value)
+
+
+def test_the_calcom_backend_needs_an_event_type(tmp_path: Path) -> None:
+    raw = _with(_with(_RAW, "booking.backend", "calcom"), "booking.calcom_event_type_id", None)
+
+    with pytest.raises(ProfileError, match=r"'booking.calcom_event_type_id'.*needs the Cal.com event type"):
+        load_profile(_write(tmp_path, raw))
+    assert load_profile(_write(tmp_path, _with(raw, "booking.calcom_event_type_id", 123))).booking.calcom_event_type_id == 123
+
+
+def test_the_booking_settings_are_read(tmp_path: Path) -> None:
+    booking = load_profile(_write(tmp_path, _without(_RAW, "booking.calcom_event_type_id"))).booking
+
+    assert booking.backend == "builtin" and booking.calcom_event_type_id is None
+    assert booking.slot_minutes > 0 and booking.chairs >= 1
+    assert all(isinstance(day, date) for day in booking.blocked_dates)
 
 
 def test_closing_before_opening_says_so(tmp_path: Path) -> None:
