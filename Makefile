@@ -13,15 +13,24 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
+# The website widget's socket.io client comes from npm (web/package-lock.json), installed into
+# web/node_modules (git-ignored) again whenever the lock file changes. Never from a CDN.
+WEB_DEPS := web/node_modules/.package-lock.json
+# Browser tests drive Debian's Chromium (Playwright with executable_path; no browser download).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 # The model is named after what it is trained from: a new name means "retrain".
-MODEL_INPUTS := config.yml domain.yml $(sort $(wildcard data/*.yml data/nlu/*.yml)) $(wildcard addons/*.py) requirements.txt
+# Channel connectors (addons/*_channel.py) are not part of the model: editing them never retrains.
+MODEL_INPUTS := config.yml domain.yml $(sort $(wildcard data/*.yml data/nlu/*.yml)) \
+	$(filter-out addons/%_channel.py,$(wildcard addons/*.py)) requirements.txt
 MODEL_HASH   := $(shell cat $(MODEL_INPUTS) | sha256sum | cut -c1-16)
 MODEL        := models/clinic-$(MODEL_HASH).tar.gz
 
-.PHONY: run test train eval validate pytest stories escalations reconcile answers db deps clean help
+.PHONY: run test train eval validate pytest stories escalations reconcile answers db deps web-deps chromium clean help
 
 help:
-	@echo "make run          start the assistant (Rasa + action server) on SQLite"
+	@echo "make run          start the assistant (Rasa, action server, staff console, chat widget) on SQLite"
 	@echo "make test         data validation, pytest, conversation tests and the evaluation"
 	@echo "make train        train the model if data/domain/config changed"
 	@echo "make eval         evaluation on tests/eval (fails below tests/eval/bars.yml)"
@@ -38,6 +47,16 @@ $(DEPS): requirements.txt
 db: $(DEPS)
 	$(PY) -m clinic.cli migrate
 
+web-deps: $(WEB_DEPS)
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	$(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver \
+		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver)
+
 train: $(MODEL)
 $(MODEL): $(DEPS) $(MODEL_INPUTS)
 	@mkdir -p models
@@ -45,13 +64,13 @@ $(MODEL): $(DEPS) $(MODEL_INPUTS)
 		--out models --fixed-model-name clinic-$(MODEL_HASH)
 	@find models -name 'clinic-*.tar.gz' ! -name 'clinic-$(MODEL_HASH).tar.gz' -delete
 
-run: $(MODEL) db
+run: $(MODEL) db $(WEB_DEPS)
 	$(PY) -m clinic.launcher --model $(MODEL)
 
 validate: $(DEPS)
 	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 
-pytest: $(MODEL) db
+pytest: $(MODEL) db $(WEB_DEPS) $(CHROMIUM)
 	CLINIC_MODEL=$(MODEL) $(PY) -m pytest
 
 stories: $(MODEL)

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 HANDBACK_INTENT = "EXTERNAL_handoff_resolved"
 # Channels whose Rasa connector can send a message the patient did not just ask for.
 PUSH_CHANNELS = frozenset({"socketio", "twilio"})
+SMS_CHANNEL = "twilio"
 TIMEOUT = 10.0
 
 
@@ -44,15 +45,21 @@ def send_staff_reply(
     staff_name: str,
     base_url: str | None = None,
     token: str | None = None,
+    database_url: str | None = None,
 ) -> Delivery:
     """Sends a staff member's reply to the patient on their own channel.
 
+    The web widget labels it as from the clinic team (the ``clinic_staff`` metadata reaches
+    the socket.io connector). A reply to a number that texted STOP is refused, with the
+    reason, before anything is recorded or sent.
+
     Args:
-        conversation_id: Rasa sender id.
+        conversation_id: Rasa sender id (the phone number on SMS).
         text: the reply (already checked by the caller: not empty, not too long).
         staff_name: shown to staff in the transcript (stored in the event's metadata).
         base_url: Rasa's address (default ``RASA_URL``).
         token: Rasa's API token (default ``RASA_API_TOKEN``).
+        database_url: the clinic database with the SMS opt-outs (default ``CLINIC_DATABASE_URL``).
     """
     api = _Api(base_url or rasa_url(), token if token is not None else rasa_api_token())
     channel, problem = api.latest_channel(conversation_id)
@@ -62,6 +69,10 @@ def send_staff_reply(
         return Delivery(
             False, f"the patient's channel ({channel or 'none'}) cannot receive messages sent by staff"
         )
+    if channel == SMS_CHANNEL:
+        refusal = _sms_refusal(conversation_id, database_url)
+        if refusal:
+            return Delivery(False, refusal)
     event = {"event": "bot", "text": text, "metadata": {STAFF_METADATA_KEY: staff_name}}
     _, problem = api.post(
         f"/conversations/{_quote(conversation_id)}/tracker/events",
@@ -89,8 +100,32 @@ def hand_back(conversation_id: str, *, base_url: str | None = None, token: str |
     return Delivery(problem is None, problem)
 
 
+def _sms_refusal(phone: str, database_url: str | None) -> str | None:
+    """Why a text to ``phone`` must not be sent (it opted out), or None."""
+    from clinic.sms import opted_out_since
+
+    try:
+        since = opted_out_since(phone, database_url)
+    except Exception:  # noqa: BLE001 - unknown state: do not text a number that may have opted out
+        logger.exception("cannot read the SMS opt-out state; the staff reply is not sent")
+        return "the patient's SMS opt-out state could not be checked (clinic database unavailable); not sent"
+    if since is None:
+        return None
+    return (
+        f"the patient opted out of texts (replied STOP on {since:%Y-%m-%d %H:%M} UTC); nothing can be "
+        "sent to this number until they text START"
+    )
+
+
 def _quote(conversation_id: str) -> str:
-    return urllib.parse.quote(conversation_id, safe="")
+    """The id as a URL path for Rasa's ``<conversation_id:path>`` routes.
+
+    Rasa's Sanic router does not percent-decode path parameters: ``%2B15550100000`` would address
+    a different (empty) conversation than the SMS sender ``+15550100000``. So every character
+    allowed in a path stays as it is; only what must be encoded (spaces, ``?``, ``#``, ``%``,
+    non-ASCII), which none of the channels' ids contain, is encoded.
+    """
+    return urllib.parse.quote(conversation_id, safe="/+@:=,;!$&'()*~")
 
 
 class _Api:

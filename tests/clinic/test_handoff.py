@@ -75,8 +75,8 @@ def test_a_reply_is_appended_as_a_staff_bot_event_and_sent_on_the_latest_channel
 
     assert delivery.ok and delivery.error is None
     lookup, post = fake.requests
-    assert lookup["method"] == "GET" and lookup["path"] == "/conversations/web%2Fabc%201/tracker"
-    assert post["path"] == "/conversations/web%2Fabc%201/tracker/events"
+    assert lookup["method"] == "GET" and lookup["path"] == "/conversations/web/abc%201/tracker"
+    assert post["path"] == "/conversations/web/abc%201/tracker/events"
     assert post["query"] == {"output_channel": ["latest"], "execute_side_effects": ["true"]}
     assert post["body"] == {"event": "bot", "text": "Hi, this is Dana.", "metadata": {STAFF_METADATA_KEY: "Dana"}}
 
@@ -138,3 +138,43 @@ def test_hand_back_failure_is_reported(rasa) -> None:
     delivery = hand_back("c1", base_url=url, token="")
 
     assert not delivery.ok and "404" in delivery.error
+
+
+def test_an_sms_number_is_addressed_as_it_is(rasa, sqlite_url: str) -> None:
+    fake, url = rasa
+    fake.channel = "twilio"
+
+    assert send_staff_reply("+15005550006", "hello", staff_name="Dana", base_url=url, token="",
+                            database_url=sqlite_url).ok
+
+    # Rasa's router does not decode path parameters: "%2B1500..." would be another conversation.
+    assert [r["path"] for r in fake.requests] == ["/conversations/+15005550006/tracker",
+                                                  "/conversations/+15005550006/tracker/events"]
+
+
+def test_a_reply_to_a_number_that_texted_stop_is_refused_with_the_reason(rasa, sqlite_url: str) -> None:
+    from clinic.sms import record_opt_in, record_opt_out
+
+    fake, url = rasa
+    fake.channel = "twilio"
+    record_opt_out("+15005550006", sqlite_url)
+
+    refused = send_staff_reply("+15005550006", "hello", staff_name="Dana", base_url=url, token="",
+                               database_url=sqlite_url)
+
+    assert not refused.ok and "opted out" in refused.error and "START" in refused.error
+    assert [r["method"] for r in fake.requests] == ["GET"]  # nothing recorded or sent
+
+    record_opt_in("+15005550006", sqlite_url)
+    assert send_staff_reply("+15005550006", "hello", staff_name="Dana", base_url=url, token="",
+                            database_url=sqlite_url).ok
+
+
+def test_an_unreadable_opt_out_state_refuses_rather_than_risks_a_text(rasa, tmp_path) -> None:
+    fake, url = rasa
+    fake.channel = "twilio"
+
+    refused = send_staff_reply("+15005550006", "hello", staff_name="Dana", base_url=url, token="",
+                               database_url=f"sqlite:///{tmp_path}/not-migrated.db")
+
+    assert not refused.ok and "could not be checked" in refused.error
