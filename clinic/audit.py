@@ -31,6 +31,12 @@ ACTIONS = frozenset({
     "note",
     "resolve",
     "resolve_failed",
+    # bookings (clinic/console/bookings.py)
+    "booking_view",
+    "booking_request_confirm",
+    "booking_request_cancel",
+    "booking_cancel",
+    "booking_cancel_failed",
 })
 DETAIL_MAX = 255
 
@@ -57,6 +63,7 @@ def record(
     detail: str | None = None,
     *,
     username: str | None = None,
+    conversation_id: str | None = None,
 ) -> None:
     """Writes an audit event.
 
@@ -69,6 +76,7 @@ def record(
         escalation: the escalation acted on: anything with ``id`` and ``conversation_id``.
         detail: a short note without patient text (cut to 255 characters).
         username: the username to record when there is no ``user``.
+        conversation_id: the conversation concerned when there is no ``escalation`` (bookings).
 
     Raises:
         ValueError: unknown action.
@@ -81,7 +89,7 @@ def record(
         username=getattr(user, "username", None) or username,
         action=action,
         escalation_id=getattr(escalation, "id", None),
-        conversation_id=getattr(escalation, "conversation_id", None),
+        conversation_id=getattr(escalation, "conversation_id", None) or conversation_id,
         detail=detail[:DETAIL_MAX] if detail else None,
     )
     if isinstance(session_or_url, Session):

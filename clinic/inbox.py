@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 TEXT_LIMIT = 2000
 STATUSES = ("open", "resolved")
 FILTERS = ("all", "mine", "unassigned")
+SMS_CHANNEL = "twilio"  # the conversation id is the patient's phone number (E.164)
 MAX_ID = 2**31 - 1  # ids beyond a 32-bit integer cannot exist (and would make PostgreSQL fail)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -397,6 +398,24 @@ def notifications_for(escalation_id: int, *, database_url: str | None = None) ->
         return []
 
 
+def sms_opted_out(summary: EscalationSummary, *, database_url: str | None = None) -> bool | None:
+    """Whether the patient of an SMS conversation opted out of texts (replied STOP).
+
+    On SMS (channel ``twilio``) the conversation id is the patient's E.164 number. None when the
+    conversation is not on SMS, or when the state cannot be read (logged without the number):
+    a reply is then still checked, and refused if need be, by :mod:`clinic.handoff`.
+    """
+    if summary.channel != SMS_CHANNEL:
+        return None
+    try:
+        from clinic.sms import is_opted_out
+
+        return bool(is_opted_out(summary.conversation_id, database_url=database_url))
+    except Exception as exc:  # noqa: BLE001 - informative here; the reply path checks again
+        logger.warning("SMS opt-out state of escalation %s unavailable (%s)", summary.id, type(exc).__name__)
+        return None
+
+
 def failing_notifications(*, database_url: str | None = None) -> list[Any]:
     """Staff notifications that keep failing (for the inbox banner); empty when they cannot be read."""
     try:
@@ -520,7 +539,7 @@ def reply(
         escalation.updated_at = utcnow()
         session.flush()
         reply_id, conversation_id = row.id, escalation.conversation_id
-    ok, error = _deliver(conversation_id, cleaned, user.display_name)
+    ok, error = _deliver(conversation_id, cleaned, user.display_name, database_url)
     with session_scope(database_url) as session:
         row = session.get(StaffReply, reply_id)
         escalation = session.get(Escalation, escalation_id)
@@ -576,11 +595,12 @@ def resolve(
 # ------------------------------------------------------------------ delivery (clinic.handoff)
 
 
-def _deliver(conversation_id: str, text: str, staff_name: str) -> tuple[bool, str | None]:
+def _deliver(conversation_id: str, text: str, staff_name: str, database_url: str | None) -> tuple[bool, str | None]:
+    """Sends the reply (``database_url`` is where :mod:`clinic.handoff` reads the SMS opt-outs)."""
     try:
         from clinic.handoff import send_staff_reply
 
-        delivery = send_staff_reply(conversation_id, text, staff_name=staff_name)
+        delivery = send_staff_reply(conversation_id, text, staff_name=staff_name, database_url=database_url)
     except Exception as exc:  # noqa: BLE001 - it should not raise; if it does, the reply failed
         logger.warning("staff reply delivery raised %s", type(exc).__name__)
         return False, f"internal error ({type(exc).__name__})"

@@ -94,13 +94,19 @@ async def list_escalations(request: Request) -> Response:
 
 
 async def get_escalation(request: Request) -> Response:
-    """``GET /api/escalations/{id}``: with transcript, notes, replies and notifications (audited)."""
+    """``GET /api/escalations/{id}``: with transcript, notes, replies and notifications (audited).
+
+    ``sms_opted_out``: on SMS (channel ``twilio``), whether the patient texted STOP (replies to
+    them are refused); None for other channels or when the state cannot be read.
+    """
     database_url = _database_url(request)
     detail = await _call(inbox.view, _escalation_id(request), _user(request), via="api", database_url=database_url)
     transcript = await run_in_threadpool(inbox.transcript, detail.summary.conversation_id)
     notifications = await run_in_threadpool(inbox.notifications_for, detail.summary.id, database_url=database_url)
+    opted_out = await run_in_threadpool(inbox.sms_opted_out, detail.summary, database_url=database_url)
     return JSONResponse({
         "escalation": _summary(detail.summary),
+        "sms_opted_out": opted_out,
         "trigger_text": detail.trigger_text,
         "transcript": [serialize.transcript_entry(entry) for entry in transcript.entries],
         "transcript_error": transcript.error,

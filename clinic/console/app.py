@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,12 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from clinic.console import api, views
+from clinic.console import api, bookings, views
 from clinic.console.auth import AuthMiddleware
 from clinic.console.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, SecurityHeadersMiddleware
 from clinic.console.responses import error_response
 from clinic.console.serialize import channel_label, duration, iso, reason_label
+from clinic.profile import ClinicProfile, ProfileCache
 from clinic.settings import clinic_database_url
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class ConsoleConfig:
     secure_cookies: bool
     password_hasher: PasswordHasher | None
     asset_version: str
+    profile: Callable[[], ClinicProfile]  # the clinic profile (time zone, scheduling backend)
 
 
 def _asset_version() -> str:
@@ -76,6 +79,7 @@ def create_app(
     *,
     secure_cookies: bool = True,
     password_hasher: PasswordHasher | None = None,
+    profile: ClinicProfile | None = None,
 ) -> Starlette:
     """Builds the staff console.
 
@@ -85,15 +89,19 @@ def create_app(
             False only for plain-http tests on a LAN (``CONSOLE_INSECURE_COOKIES=1``).
         password_hasher: the argon2 hasher for sign-ins (default: production parameters;
             tests pass a cheap one).
+        profile: the clinic profile for bookings (default: clinic.yml, or ``$CLINIC_PROFILE``,
+            re-read when it changes).
 
     Returns:
         The ASGI application.
     """
     url = database_url or clinic_database_url()
-    config = ConsoleConfig(url, secure_cookies, password_hasher, _asset_version())
+    profile_source = (lambda: profile) if profile is not None else ProfileCache().get
+    config = ConsoleConfig(url, secure_cookies, password_hasher, _asset_version(), profile_source)
     routes = [
         *views.routes(),
         *api.routes(),
+        *bookings.routes(),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
     middleware = [

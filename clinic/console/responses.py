@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -37,3 +38,16 @@ def error_response(request: Request, status: int, message: str, headers: Mapping
         "nav": None,
     }
     return templates.TemplateResponse(request, "error.html", context, status_code=status, headers=headers)
+
+
+def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    """A page of the signed-in console: the template with the user, CSRF token and asset version."""
+    current = request.scope.get(PRINCIPAL_KEY)
+    full = {
+        "user": current.user if current is not None else None,
+        "csrf_token": current.csrf_token if current is not None else None,
+        "asset_version": request.app.state.console.asset_version,
+        "nav": None,
+    }
+    full.update(context)
+    return request.app.state.templates.TemplateResponse(request, template, full, status_code=status)

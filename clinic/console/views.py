@@ -26,7 +26,7 @@ from clinic.console.auth import (
     principal,
     safe_next,
 )
-from clinic.console.responses import PRINCIPAL_KEY
+from clinic.console.responses import render
 from clinic.db import utcnow
 from clinic.staff import StaffMember, create_session, delete_session, lookup_session, verify_login
 
@@ -76,16 +76,7 @@ def _user(request: Request) -> StaffMember:
     return principal(request).user
 
 
-def _render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    current = request.scope.get(PRINCIPAL_KEY)
-    full = {
-        "user": current.user if current is not None else None,
-        "csrf_token": current.csrf_token if current is not None else None,
-        "asset_version": _config(request).asset_version,
-        "nav": None,
-    }
-    full.update(context)
-    return request.app.state.templates.TemplateResponse(request, template, full, status_code=status)
+_render = render
 
 
 def _client(request: Request) -> str:
@@ -231,6 +222,7 @@ async def _conversation(
     database_url = _config(request).database_url
     transcript = await run_in_threadpool(inbox.transcript, detail.summary.conversation_id)
     notifications = await run_in_threadpool(inbox.notifications_for, detail.summary.id, database_url=database_url)
+    opted_out = await run_in_threadpool(inbox.sms_opted_out, detail.summary, database_url=database_url)
     notice = NOTICES.get(request.query_params.get("notice", "")) if status == 200 else None
     context = {
         "e": detail.summary,
@@ -239,6 +231,7 @@ async def _conversation(
         "transcript_error": transcript.error,
         "last_id": max((entry.id for entry in transcript.entries), default=0),
         "notifications": notifications,
+        "sms_opted_out": opted_out,
         "now": utcnow(),
         "notice": notice,
         "reply_error": None,
@@ -264,15 +257,21 @@ async def conversation_page(request: Request) -> Response:
 
 
 async def conversation_updates(request: Request) -> Response:
-    """What the conversation page polls: transcript entries after ``after``, replies, notes, state."""
+    """What the conversation page polls: transcript entries after ``after``, replies, notes, state.
+
+    ``sms_opted_out`` is True or False on SMS (None elsewhere, or when it cannot be read).
+    """
     raw_after = request.query_params.get("after", "0")
     if not raw_after.isdigit() or int(raw_after) > MAX_AFTER_ID:
         raise HTTPException(400, "after must be a transcript entry id (a whole number).")
-    detail = await _call(inbox.get_escalation, _escalation_id(request), database_url=_config(request).database_url)
+    database_url = _config(request).database_url
+    detail = await _call(inbox.get_escalation, _escalation_id(request), database_url=database_url)
     transcript = await run_in_threadpool(inbox.transcript, detail.summary.conversation_id, int(raw_after))
+    opted_out = await run_in_threadpool(inbox.sms_opted_out, detail.summary, database_url=database_url)
     now = utcnow()
     return JSONResponse({
         "escalation": serialize.summary(detail.summary, now),
+        "sms_opted_out": opted_out,
         "transcript": [serialize.transcript_entry(entry) for entry in transcript.entries],
         "transcript_error": transcript.error,
         "replies": [serialize.reply(item) for item in detail.replies],
@@ -367,7 +366,8 @@ async def audit_page(request: Request) -> Response:
     if not _user(request).is_admin:
         raise HTTPException(403, "Only administrators can read the audit log.")
     action = request.query_params.get("action", "").strip() or None
-    if action is not None and action not in audit.ACTIONS:
+    actions = audit.ACTIONS
+    if action is not None and action not in actions:
         raise HTTPException(400, "Unknown action.")
     filters = {
         "escalation_id": _int_param(request, "escalation"),
@@ -382,7 +382,7 @@ async def audit_page(request: Request) -> Response:
     context = {
         "events": events,
         "filters": filters,
-        "actions": sorted(audit.ACTIONS),
+        "actions": sorted(actions),
         "older": events[-1].id if len(events) == limit else None,
         "nav": "audit",
     }

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from clinic import audit, inbox
 from clinic.db import Escalation, StaffReply, session_scope, utcnow
 from clinic.escalation import escalate
+from clinic.sms import record_opt_out
 from clinic.staff import StaffMember, create_user
 from tests.clinic.console import FakeRasa, install
 
@@ -229,6 +230,7 @@ def test_a_delivered_reply(database_url: str, sam: StaffMember, fake: FakeRasa) 
     assert (result.status, result.error, result.author.username) == ("delivered", None, "sam")
     assert result.delivered_at is not None
     assert fake.sent == [("conv-1", "A nurse will call you within the hour.", "Sam Staff")]
+    assert fake.reply_database_urls == [database_url]  # where clinic.handoff reads the SMS opt-outs
     summary = inbox.get_escalation(escalation_id, database_url=database_url).summary
     assert summary.assigned_to.username == "sam"  # replying claims an unassigned escalation
     assert _actions(database_url, escalation_id) == [
@@ -272,6 +274,29 @@ def test_replying_keeps_someone_elses_claim(
     inbox.reply(escalation_id, sam, "Hello", database_url=database_url)
 
     assert inbox.get_escalation(escalation_id, database_url=database_url).summary.assigned_to.username == "kim"
+
+
+def test_the_sms_opt_out_state_of_a_conversation(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    phone = "+13125550142"
+    sms = escalate(conversation_id=phone, channel="twilio", reason="asked_for_staff", message_id="m1", text="hi",
+                   guard_reason=None, database_url=database_url).escalation_id
+    web = _open(database_url, "conv-web")
+    summary = inbox.get_escalation(sms, database_url=database_url).summary
+
+    assert inbox.sms_opted_out(summary, database_url=database_url) is False
+    record_opt_out(phone, database_url=database_url)
+    assert inbox.sms_opted_out(summary, database_url=database_url) is True
+    assert inbox.sms_opted_out(inbox.get_escalation(web, database_url=database_url).summary,
+                               database_url=database_url) is None
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr("clinic.sms.is_opted_out", broken)
+    assert inbox.sms_opted_out(summary, database_url=database_url) is None  # unknown
+    assert "5550142" not in caplog.text
 
 
 def test_patient_and_reply_text_never_reach_the_logs(

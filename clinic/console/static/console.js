@@ -241,6 +241,17 @@
     if (empty) empty.hidden = items.length > 0;
   }
 
+  /* An SMS patient may text STOP (or START) while the page is open: true, false or null (unknown). */
+  function showOptOut(optedOut) {
+    if (typeof optedOut !== "boolean") return;
+    var notice = document.getElementById("sms-opt-out");
+    if (notice) notice.hidden = !optedOut;
+    var fact = document.getElementById("fact-sms");
+    if (fact) {
+      fact.replaceChildren(optedOut ? el("span", "badge badge-opted-out", "Opted out (STOP)") : document.createTextNode("Allowed"));
+    }
+  }
+
   function startConversation(main) {
     var lastId = parseInt(main.dataset.lastId || "0", 10) || 0;
     var status = main.dataset.status;
@@ -261,6 +272,7 @@
         replaceList("reply-list", "reply-empty", data.replies, replyItem);
         replaceList("note-list", "note-empty", data.notes, noteItem);
 
+        showOptOut(data.sms_opted_out);
         var escalation = data.escalation;
         var waiting = document.getElementById("fact-waiting");
         if (waiting) waiting.textContent = escalation.waiting;

@@ -48,6 +48,7 @@ class FakeRasa:
     Attributes:
         transcripts: conversation id -> entries.
         sent: ``(conversation_id, text, staff_name)`` of every staff reply delivered.
+        reply_database_urls: the ``database_url`` each reply was sent with (the SMS opt-outs).
         handed_back: conversation ids handed back to the assistant.
         reply_error / hand_back_error: when set, delivery fails with this reason.
         transcript_error: when set, reading the transcript raises it.
@@ -60,6 +61,7 @@ class FakeRasa:
     reply_error: str | None = None
     hand_back_error: str | None = None
     transcript_error: Exception | None = None
+    reply_database_urls: list[str | None] = field(default_factory=list)
     failing: list[FakeNotificationStatus] = field(default_factory=list)
     by_escalation: dict[int, list[FakeNotificationStatus]] = field(default_factory=dict)
 
@@ -77,7 +79,9 @@ class FakeRasa:
         return [e for e in self.transcripts.get(conversation_id, []) if e.id > after_id]
 
     # clinic.handoff
-    def send_staff_reply(self, conversation_id: str, text: str, *, staff_name: str) -> FakeDelivery:
+    def send_staff_reply(self, conversation_id: str, text: str, *, staff_name: str,
+                         database_url: str | None = None) -> FakeDelivery:
+        self.reply_database_urls.append(database_url)
         if self.reply_error:
             return FakeDelivery(False, self.reply_error)
         self.sent.append((conversation_id, text, staff_name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,10 +14,17 @@ from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from clinic.booking import create_request
 from clinic.console.app import create_app
+from clinic.db import Booking, session_scope
 from clinic.escalation import escalate
+from clinic.profile import ClinicProfile
+from clinic.scheduling import utc
+from clinic.scheduling.records import free_code
 from clinic.staff import StaffMember, create_api_token, create_user
 from tests.clinic.console import FakeRasa, install
+from tests.clinic.scheduling.helpers import booking_settings
+from tests.hours import WEEKDAY_HOURS
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -77,8 +85,54 @@ def open_escalation(db: str) -> Callable[..., int]:
 
 
 @pytest.fixture
-def app(db: str, hasher: PasswordHasher, fake: FakeRasa) -> Starlette:
-    return create_app(db, secure_cookies=True, password_hasher=hasher)
+def console_profile(make_profile: Callable[..., ClinicProfile]) -> ClinicProfile:
+    """The sample clinic in Chicago, booking with the built-in calendar."""
+    return make_profile(hours=WEEKDAY_HOURS, timezone="America/Chicago", booking=booking_settings())
+
+
+@pytest.fixture
+def app(db: str, hasher: PasswordHasher, fake: FakeRasa, console_profile: ClinicProfile) -> Starlette:
+    return create_app(db, secure_cookies=True, password_hasher=hasher, profile=console_profile)
+
+
+@pytest.fixture
+def make_booking(db: str) -> Callable[..., int]:
+    """Stores a booking: ``make_booking(start, name=..., backend="calcom", status="cancelled")`` -> its id."""
+
+    def make(start: datetime, *, name: str = "Ana María López", phone: str = "+13125550123",
+             email: str | None = "ana@example.com", reason: str | None = "depression", backend: str = "builtin",
+             status: str = "booked", conversation_id: str = "conv-1", minutes: int = 30) -> int:
+        with session_scope(db) as session:
+            row = Booking(
+                code=free_code(session), conversation_id=conversation_id, channel="socketio", backend=backend,
+                external_uid="cal-uid-1" if backend == "calcom" else None, full_name=name, phone=phone, email=email,
+                visit_reason=reason, patient_type="new", sms_consent=True, starts_at=utc(start),
+                ends_at=utc(start + timedelta(minutes=minutes)), chair=1 if backend == "builtin" else None,
+                status=status, cancelled_by="patient" if status == "cancelled" else None,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    return make
+
+
+@pytest.fixture
+def make_request(db: str) -> Callable[..., int]:
+    """Stores a booking request for staff: ``make_request(start, backend="webhook")`` -> its id."""
+
+    def make(start: datetime | None, *, name: str = "Ben Ortiz", phone: str = "+13125550188",
+             text: str | None = "Tuesday afternoon", backend: str = "webhook", fallback_reason: str | None = None,
+             kind: str = "book", booking_id: int | None = None, reason: str | None = "anxiety",
+             conversation_id: str = "+13125550188") -> int:
+        return create_request(
+            conversation_id=conversation_id, channel="twilio", full_name=name, phone=phone, preferred_time_text=text,
+            preferred_time=start, database_url=db, email=None, visit_reason=reason, patient_type="returning",
+            sms_consent=False, backend=backend, fallback_reason=fallback_reason, kind=kind, booking_id=booking_id,
+            webhook_status="delivered" if backend == "webhook" else None,
+        )
+
+    return make
 
 
 @dataclass

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from clinic import audit, inbox
+from clinic.sms import record_opt_out
 from clinic.staff import StaffMember, create_api_token, deactivate, revoke_api_token
 from tests.clinic.console import FakeRasa
 from tests.clinic.console.conftest import Browser
@@ -108,6 +109,21 @@ def test_the_detail_has_transcript_notes_and_replies_and_is_audited(
     assert [(r["text"], r["status"]) for r in body["replies"]] == [("A nurse will call.", "delivered")]
     assert body["transcript_error"] is None and body["notifications"] == []
     assert [(e.action, e.detail) for e in audit.list_events(db, action="view")] == [("view", "via api")]
+
+
+def test_the_detail_says_whether_an_sms_patient_opted_out(
+    api: TestClient, open_escalation: Callable[..., int], fake: FakeRasa, db: str
+) -> None:
+    phone = "+13125550142"
+    sms = open_escalation(phone, channel="twilio")
+    web = open_escalation("conv-web", channel="socketio")
+
+    before = api.get(f"/api/escalations/{sms}").json()["sms_opted_out"]
+    record_opt_out(phone, database_url=db)
+
+    assert before is False
+    assert api.get(f"/api/escalations/{sms}").json()["sms_opted_out"] is True
+    assert api.get(f"/api/escalations/{web}").json()["sms_opted_out"] is None
 
 
 # ------------------------------------------------------------------ acting

@@ -12,13 +12,15 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.testclient import TestClient
 
-from clinic import inbox
+from clinic import audit, booking, inbox
 from clinic.staff import StaffMember, create_api_token, revoke_api_token
 from tests.clinic.console import FakeNotificationStatus, FakeRasa
 from tests.clinic.console.conftest import Browser
+from tests.clinic.scheduling.helpers import at
 
 XSS = '<script>alert("x")</script><img src=x onerror="alert(1)">'
 PUBLIC = {("GET", "/login")}
+BOOKING_POSTS = {"/bookings/1/cancel", "/booking-requests/1/confirm", "/booking-requests/1/cancel"}
 
 
 def _routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -41,15 +43,30 @@ def _session_posts(app: Starlette) -> list[str]:
             if method == "POST" and not path.startswith("/api/") and path != "/login"]
 
 
+@pytest.fixture
+def bookings(make_booking: Callable[..., int], make_request: Callable[..., int]) -> None:
+    """Booking 1 and booking request 1, so that the routes' ``/1/`` paths address real rows."""
+    assert make_booking(at(2031, 3, 3, 10)) == 1
+    assert make_request(at(2031, 3, 4, 14)) == 1
+
+
+def _bookings_untouched(database_url: str) -> None:
+    assert [b.status for b in booking.list_bookings(status=None, database_url=database_url)] == ["booked"]
+    assert [r.status for r in booking.list_requests(status=None, database_url=database_url)] == ["requested"]
+    assert not [e for e in audit.list_events(database_url) if e.action.startswith("booking")]
+
+
 # ------------------------------------------------------------------ sign-in required everywhere
 
 
 def test_every_route_refuses_an_anonymous_request(
-    app: Starlette, open_escalation: Callable[..., int], fake: FakeRasa, browser: Browser
+    app: Starlette, open_escalation: Callable[..., int], fake: FakeRasa, browser: Browser, bookings: None
 ) -> None:
     open_escalation("conv-1")
     routes = list(_routes(app.routes))
-    assert len(routes) >= 20 and ("POST", "/escalations/1/reply") in routes
+    assert len(routes) >= 29 and ("POST", "/escalations/1/reply") in routes
+    assert {("GET", "/bookings"), ("GET", "/api/bookings"), ("POST", "/api/bookings/1/cancel")} <= set(routes)
+    assert {("POST", path) for path in BOOKING_POSTS} <= set(routes)
 
     for method, path in routes:
         if (method, path) in PUBLIC:
@@ -65,6 +82,7 @@ def test_every_route_refuses_an_anonymous_request(
             assert response.headers["location"].startswith("/login"), (method, path)
     assert fake.sent == [] and fake.handed_back == []
     assert inbox.get_escalation(1, database_url=app.state.console.database_url).summary.status == "open"
+    _bookings_untouched(app.state.console.database_url)
 
 
 def test_only_the_sign_in_page_and_static_files_are_public(browser: Browser) -> None:
@@ -79,14 +97,15 @@ def test_only_the_sign_in_page_and_static_files_are_public(browser: Browser) -> 
 
 @pytest.mark.parametrize("token", [None, "", "wrong-token"])
 def test_every_form_post_without_the_right_csrf_token_is_refused(
-    app: Starlette, staff_browser: Browser, open_escalation: Callable[..., int], fake: FakeRasa, token: str | None
+    app: Starlette, staff_browser: Browser, open_escalation: Callable[..., int], fake: FakeRasa, token: str | None,
+    bookings: None,
 ) -> None:
     open_escalation("conv-1")
     posts = _session_posts(app)
-    assert "/logout" in posts and "/escalations/1/resolve" in posts
+    assert "/logout" in posts and "/escalations/1/resolve" in posts and BOOKING_POSTS <= set(posts)
 
     for path in posts:
-        data = {"text": "hello", "take_over": "1"}
+        data = {"text": "hello", "take_over": "1", "start": "2031-03-04T15:00"}
         if token is not None:
             data["csrf_token"] = token
         response = staff_browser.client.post(path, data=data, follow_redirects=False)
@@ -95,6 +114,7 @@ def test_every_form_post_without_the_right_csrf_token_is_refused(
     summary = inbox.get_escalation(1, database_url=app.state.console.database_url).summary
     assert (summary.status, summary.assigned_to) == ("open", None)
     assert fake.sent == [] and fake.handed_back == []
+    _bookings_untouched(app.state.console.database_url)
     assert staff_browser.get("/", follow_redirects=False).status_code == 200  # still signed in
 
 
@@ -153,9 +173,34 @@ def test_patient_and_staff_text_is_inert(
     assert pages[1].count("&lt;script&gt;") >= 6  # transcript, reply x2, error, note, conversation id, ...
 
 
-@pytest.mark.parametrize("path", ["/", "/login", "/escalations/1", "/audit", "/escalations/999"])
+def test_patient_details_on_the_bookings_page_are_inert(
+    app: Starlette, make_user: Callable[..., StaffMember], make_booking: Callable[..., int],
+    make_request: Callable[..., int],
+) -> None:
+    make_user("eve", name=XSS, admin=True)
+    booking_id = make_booking(at(2031, 3, 3, 10), name=XSS, phone=XSS, email=XSS, reason=XSS, conversation_id=XSS)
+    make_booking(at(2031, 3, 3, 11), name=XSS, status="cancelled")
+    request_id = make_request(at(2031, 3, 4, 14), name=XSS, phone=XSS, text=XSS, reason=XSS, conversation_id=XSS)
+    make_request(None, name=XSS, kind="cancel", booking_id=booking_id, backend=XSS, fallback_reason=XSS)
+    with TestClient(app, base_url="https://testserver") as client:
+        eve = Browser(client)
+        eve.login("eve")
+        pages = [eve.get("/bookings").text, eve.get("/bookings?cancelled=1").text]
+        eve.post(f"/booking-requests/{request_id}/cancel")
+        pages.append(eve.post(f"/booking-requests/{request_id}/confirm").text)  # 409: the page again, with the reason
+        pages.append(eve.post(f"/booking-requests/{request_id + 1}/confirm", {"start": XSS}).text)  # 400
+        eve.post(f"/bookings/{booking_id}/cancel")
+        pages.append(eve.get("/audit").text)
+
+    for html in pages:
+        assert "<script>alert" not in html and "<img src=x" not in html and 'onerror="' not in html
+    assert pages[0].count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 10  # names, phones, reasons, ...
+    assert "Nothing changed: booking request" in pages[2] and "must be a date and time" in pages[3]
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/escalations/1", "/audit", "/escalations/999", "/bookings"])
 def test_pages_have_no_inline_script_or_style(admin_browser: Browser, open_escalation: Callable[..., int],
-                                              path: str) -> None:
+                                              bookings: None, path: str) -> None:
     open_escalation("conv-1")
 
     html = admin_browser.get(path).text
@@ -173,7 +218,16 @@ def test_pages_have_no_inline_script_or_style(admin_browser: Browser, open_escal
 def test_staff_get_403_on_the_audit_log(staff_browser: Browser, admin_browser: Browser) -> None:
     assert staff_browser.get("/audit").status_code == 403
     assert staff_browser.get("/audit?escalation=1").status_code == 403
+    assert staff_browser.get("/audit?action=booking_view").status_code == 403
     assert admin_browser.get("/audit").status_code == 200
+
+
+def test_every_staff_member_works_on_bookings(staff_browser: Browser, api: TestClient, bookings: None) -> None:
+    """Bookings are everyday staff work: no administrator needed (only the audit log is admin-only)."""
+    assert staff_browser.get("/bookings").status_code == 200
+    assert api.get("/api/bookings").status_code == api.get("/api/booking-requests").status_code == 200
+    assert staff_browser.post("/booking-requests/1/confirm").status_code == 303
+    assert api.post("/api/bookings/1/cancel").status_code == 200
 
 
 # ------------------------------------------------------------------ tokens and cookies
@@ -221,6 +275,9 @@ def test_security_headers_everywhere(
         "conversation": admin_browser.get("/escalations/1"),
         "poll": admin_browser.get("/escalations/1/updates.json"),
         "audit": admin_browser.get("/audit"),
+        "bookings": admin_browser.get("/bookings"),
+        "api bookings": api.get("/api/bookings"),
+        "api booking 404": api.post("/api/bookings/999/cancel"),
         "not found": admin_browser.get("/escalations/999"),
         "api": api.get("/api/escalations/1"),
         "api 401": browser.get("/api/escalations"),

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from clinic import audit, inbox
+from clinic.sms import record_opt_out
 from clinic.staff import StaffMember
 from tests.clinic.console import FakeNotificationStatus, FakeRasa
 from tests.clinic.console.conftest import Browser
@@ -243,6 +244,50 @@ def test_an_unreadable_transcript_falls_back_to_the_recorded_messages(
 
     assert page.status_code == 200
     assert "could not be read" in page.text and "I need to talk to someone" in page.text
+
+
+def test_an_sms_patient_who_opted_out_cannot_be_texted(
+    staff_browser: Browser, open_escalation: Callable[..., int], db: str
+) -> None:
+    phone = "+13125550142"
+    escalation_id = open_escalation(phone, "asked_for_staff", rule=None, channel="twilio")
+
+    allowed = staff_browser.get(f"/escalations/{escalation_id}").text
+    record_opt_out(phone, database_url=db)
+    opted_out = staff_browser.get(f"/escalations/{escalation_id}").text
+    polled = staff_browser.get(f"/escalations/{escalation_id}/updates.json").json()
+
+    assert "<dt>Texts</dt><dd id=\"fact-sms\">Allowed</dd>" in allowed
+    assert '<p class="banner banner-warning" id="sms-opt-out" role="status" hidden>' in allowed
+    assert 'aria-describedby="reply-help"' in allowed
+    assert "Opted out (STOP)" in opted_out
+    assert '<p class="banner banner-warning" id="sms-opt-out" role="status">' in opted_out
+    assert "replies can't be texted to them until they text START" in opted_out
+    assert 'aria-describedby="reply-help sms-opt-out"' in opted_out
+    assert polled["sms_opted_out"] is True
+
+
+def test_no_opt_out_state_off_sms(staff_browser: Browser, open_escalation: Callable[..., int]) -> None:
+    escalation_id = open_escalation("conv-web", channel="socketio")
+
+    page = staff_browser.get(f"/escalations/{escalation_id}").text
+
+    assert "fact-sms" not in page and "sms-opt-out" not in page
+    assert staff_browser.get(f"/escalations/{escalation_id}/updates.json").json()["sms_opted_out"] is None
+
+
+def test_an_unreadable_opt_out_state_is_unknown(
+    staff_browser: Browser, open_escalation: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    escalation_id = open_escalation("+13125550142", channel="twilio")
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr("clinic.sms.is_opted_out", broken)
+    page = staff_browser.get(f"/escalations/{escalation_id}")
+
+    assert page.status_code == 200 and '<dd id="fact-sms">Unknown</dd>' in page.text
 
 
 @pytest.mark.parametrize("path", ["/escalations/999", "/escalations/99999999999999999999",
