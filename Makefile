@@ -27,7 +27,7 @@ MODEL_INPUTS := config.yml domain.yml $(sort $(wildcard data/*.yml data/nlu/*.ym
 MODEL_HASH   := $(shell cat $(MODEL_INPUTS) | sha256sum | cut -c1-16)
 MODEL        := models/clinic-$(MODEL_HASH).tar.gz
 
-.PHONY: run test train eval validate pytest stories escalations reconcile answers db deps web-deps chromium clean help
+.PHONY: run run-prod test train eval validate pytest stories escalations reconcile answers db deps web-deps chromium clean help bench purge
 
 help:
 	@echo "make run          start the assistant (Rasa, action server, staff console, chat widget) on SQLite"
@@ -35,6 +35,8 @@ help:
 	@echo "make train        train the model if data/domain/config changed"
 	@echo "make eval         evaluation on tests/eval (fails below tests/eval/bars.yml)"
 	@echo "make escalations  list open escalations"
+	@echo "make purge        delete patient data older than retention_days in clinic.yml (ARGS=--dry-run: only count)"
+	@echo "make bench        load benchmark against a plain Rasa bot (BENCH_ARGS=\"--duration 10 --skip-reference\")"
 
 deps: $(DEPS)
 $(DEPS): requirements.txt
@@ -67,6 +69,19 @@ $(MODEL): $(DEPS) $(MODEL_INPUTS)
 run: $(MODEL) db $(WEB_DEPS)
 	$(PY) -m clinic.launcher --model $(MODEL)
 
+# Production layout on this machine (README "Production"): a sticky round-robin proxy on RASA_PORT,
+# two Rasa instances on RASA_PORT+1 and +2 (127.0.0.1), one action server, the staff console and
+# the web server, on PostgreSQL and Redis. Unset CLINIC_DATABASE_URL / TRACKER_STORE_URL / REDIS_URL
+# default to the local servers below (create the database once: createdb -h 127.0.0.1 -U postgres
+# clinic). The launcher checks them all (and migrates the clinic database) before starting.
+PROD_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/clinic
+PROD_REDIS_URL    := redis://127.0.0.1:6379/0
+run-prod: $(MODEL) $(WEB_DEPS)
+	CLINIC_DATABASE_URL="$${CLINIC_DATABASE_URL:-$(PROD_DATABASE_URL)}" \
+	TRACKER_STORE_URL="$${TRACKER_STORE_URL:-$(PROD_DATABASE_URL)}" \
+	REDIS_URL="$${REDIS_URL:-$(PROD_REDIS_URL)}" \
+	$(PY) -m clinic.launcher --model $(MODEL) --rasa-instances "$${RASA_INSTANCES:-2}" --proxy
+
 validate: $(DEPS)
 	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 
@@ -83,6 +98,10 @@ eval: $(MODEL)
 # pytest runs last so the run closes on its summary line ("N passed").
 test: validate stories eval pytest
 
+# Trains both bots in a temporary folder (timed), then loads each over REST; see clinic/bench.py.
+bench: $(DEPS)
+	$(PY) -m clinic.bench $(BENCH_ARGS)
+
 escalations: db
 	$(PY) -m clinic.cli escalations
 
@@ -91,6 +110,11 @@ reconcile: db
 
 answers: $(DEPS)
 	$(PY) -m clinic.cli answers
+
+# Retention (clinic.yml retention_days): `make purge ARGS=--dry-run` only counts. Run it daily
+# (cron or a systemd timer: docs/DEPLOYMENT.md).
+purge: db
+	$(PY) -m clinic.cli purge $(ARGS)
 
 clean:
 	rm -rf models results var

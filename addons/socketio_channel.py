@@ -16,6 +16,10 @@ channel). Compared with Rasa's connector:
   makes it a coroutine (5.10+), so rooms are joined with either version.
 * A typed "/intent" is not a command: only the payloads of the buttons just offered pass
   (:func:`only_offered_payloads`), so a patient cannot trigger e.g. the hand-back intent.
+* With ``REDIS_URL`` set (several Rasa instances), emits go through Redis pub/sub
+  (:class:`JsonRedisManager`, channel ``<REDIS_KEY_PREFIX>:socketio``), so a message sent by any
+  instance (a staff reply through the HTTP API of another one) reaches the browser wherever it is
+  connected.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncRedisManager, AsyncServer
 
 from addons.handoff_policy import HANDOFF_SLOT
+from clinic.settings import redis_url, socketio_channel
 from clinic.transcript import STAFF_METADATA_KEY
 
 logger = logging.getLogger(__name__)
@@ -77,6 +82,43 @@ def only_offered_payloads(text: str, buttons: list[dict[str, Any]]) -> str:
     if not stripped.startswith("/") or any(stripped == str(b.get("payload") or "") for b in buttons):
         return text
     return stripped.lstrip("/").strip()
+
+
+class JsonRedisManager(AsyncRedisManager):
+    """python-socketio's Redis client manager passing JSON instead of pickles.
+
+    The stock manager unpickles whatever arrives on its channel: anyone able to publish to the
+    Redis server could run code in Rasa. Emits here are plain JSON data (texts, buttons, the
+    hand-off state), so JSON is all that is sent and accepted.
+    """
+
+    async def _publish(self, data: dict[str, Any]) -> Any:
+        import redis.exceptions
+
+        payload = json.dumps(data, default=str)
+        for attempt in ("retrying", "giving up"):
+            try:
+                return await self.redis.publish(self.channel, payload)
+            except redis.exceptions.RedisError as exc:
+                logger.error("cannot publish a socket.io message to Redis (%s); %s", type(exc).__name__, attempt)
+                self._redis_connect()
+        return None
+
+    async def _listen(self) -> Any:  # yields dicts: the base class then never unpickles
+        async for message in super()._listen():
+            try:
+                data = json.loads(message)
+            except (TypeError, ValueError):
+                logger.warning("ignored a socket.io message from Redis that is not JSON")
+                continue
+            if isinstance(data, dict):
+                yield data
+
+
+def client_manager() -> JsonRedisManager | None:
+    """Redis pub/sub shared by the Rasa instances when ``REDIS_URL`` is set; None: this process only."""
+    url = redis_url()
+    return JsonRedisManager(url, channel=socketio_channel()) if url else None
 
 
 class _AppCapturingBlueprint(SocketBlueprint):
@@ -193,11 +235,21 @@ class ClinicSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Rasa's socket.io blueprint with the additions described in the module docstring."""
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager())
         socketio_webhook = _AppCapturingBlueprint(self._set_app, sio, self.socketio_path, "socketio_webhook",
                                                   __name__)
         self.sio = sio
         namespace = self.namespace
+
+        if isinstance(sio.manager, JsonRedisManager):
+
+            @socketio_webhook.listener("after_server_start")
+            async def listen_to_redis(_app: Sanic, _loop: Any) -> None:
+                """Subscribes at start (python-socketio would on the first connection, and could miss
+                the first messages published meanwhile)."""
+                if not sio.manager_initialized:
+                    sio.manager_initialized = True
+                    sio.manager.initialize()
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

@@ -1,4 +1,8 @@
-"""Command line: ``python -m clinic.cli migrate | escalations [--all] | reconcile | answers | staff ...``.
+"""Command line: ``python -m clinic.cli migrate | escalations [--all] | reconcile | answers | purge | staff ...``.
+
+``purge [--dry-run] [--days N]`` deletes patient data older than ``retention_days`` in clinic.yml
+(or N days): idle conversations, resolved escalations, past bookings and requests, expired staff
+sessions, and audit events older than ``audit_retention_days`` (:mod:`clinic.retention`).
 
 ``staff`` manages the staff console's accounts and API tokens:
 ``add USERNAME [--name NAME] [--admin] [--password-stdin]``, ``passwd USERNAME``,
@@ -125,6 +129,30 @@ def _staff(args: argparse.Namespace) -> int:
         return 1
 
 
+def _purge(dry_run: bool, days: int | None) -> int:
+    """Runs the retention purge and prints counts per table (never patient data)."""
+    from clinic.profile import ProfileError
+    from clinic.retention import format_report, purge
+
+    try:
+        report = purge(days, dry_run=dry_run)
+    except (ProfileError, ValueError) as exc:
+        print(f"Cannot purge: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 0
+
+
+def _positive_days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {value!r}") from None
+    if days < 1:
+        raise argparse.ArgumentTypeError("at least 1 day")
+    return days
+
+
 def _staff_parser(sub: argparse._SubParsersAction) -> None:
     staff = sub.add_parser("staff", help="staff console accounts and API tokens")
     commands = staff.add_subparsers(dest="staff_command", required=True)
@@ -156,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing.add_argument("--all", action="store_true", help="include resolved ones")
     sub.add_parser("reconcile", help="record escalations that failed action calls missed")
     sub.add_parser("answers", help="FAQ answers filled from clinic.yml: length and reading grade")
+    purge = sub.add_parser("purge", help="delete patient data older than the retention period (clinic.yml)")
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    purge.add_argument("--days", type=_positive_days, metavar="N",
+                       help="keep N days instead of retention_days (audit events keep their own period)")
     _staff_parser(sub)
     args = parser.parse_args(argv)
 
@@ -168,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _escalations(args.all)
     if args.command == "staff":
         return _staff(args)
+    if args.command == "purge":
+        return _purge(args.dry_run, args.days)
     if args.command == "answers":
         from clinic.answers import filled_answers, report
 

@@ -4,6 +4,15 @@ website chat server.
 ``make run`` calls this. Ports come from ``RASA_PORT`` (5005), ``ACTION_PORT`` (5055),
 ``STAFF_PORT`` (8080) and ``WEB_PORT`` (8000: the chat widget and a demo page);
 ``RASA_API_TOKEN``, when set, protects Rasa's HTTP API. Ctrl-C or SIGTERM stops everything.
+
+``--rasa-instances N`` (``make run-prod``: 2) starts N Rasa servers on ``RASA_PORT``,
+``RASA_PORT+1``... sharing PostgreSQL (``TRACKER_STORE_URL``, ``CLINIC_DATABASE_URL``) and
+Redis (``REDIS_URL``: conversation locks and socket.io messages); with ``--proxy`` (``make
+run-prod``) a round-robin proxy sticky for socket.io sessions (:mod:`clinic.proxy`) takes
+``RASA_PORT`` and the instances listen on 127.0.0.1, ports ``RASA_PORT+1``... Before anything starts it
+refuses, with a message saying what to change: Redis set but unreachable, Rasa listening beyond
+localhost (``RASA_INTERFACE``) without ``RASA_API_TOKEN``, several instances without Redis or on
+SQLite, and a database it cannot reach.
 While running, the reconciler records every 30 s any escalation a failed action call missed,
 the notification dispatcher sends staff alerts from the outbox, and booking requests the
 clinic's webhook missed are sent again.
@@ -12,6 +21,7 @@ clinic's webhook missed are sent again.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -25,10 +35,111 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clinic.profile import ProfileError, load_profile
-from clinic.settings import PROJECT_DIR
+from clinic.settings import LOOPBACK_INTERFACES, PROJECT_DIR, redact_url
 
 logger = logging.getLogger("clinic.launcher")
 RECONCILE_EVERY = 30.0
+
+
+class StartupError(RuntimeError):
+    """The configuration cannot work; the message names the setting to change."""
+
+
+def is_loopback(interface: str) -> bool:
+    """Whether ``interface`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if interface.strip().lower() in LOOPBACK_INTERFACES:
+        return True
+    try:
+        return ipaddress.ip_address(interface.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name or 0.0.0.0-like wildcard spelled otherwise: not provably local
+        return False
+
+
+def check_api_exposure(interface: str, token: str | None) -> None:
+    """Rasa's HTTP API reads and changes every conversation: beyond localhost it needs a token."""
+    if not token and not is_loopback(interface):
+        raise StartupError(
+            f"Rasa would listen on {interface or 'every interface'} (RASA_INTERFACE) without RASA_API_TOKEN: "
+            "its HTTP API (every conversation's messages, and sending messages as the clinic) would be open to "
+            "anyone who can reach the port. Set RASA_API_TOKEN to a long random secret (e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or RASA_INTERFACE=127.0.0.1."
+        )
+
+
+def check_redis(url: str, timeout: float = 3.0) -> None:
+    """Connects to ``REDIS_URL`` and pings it; a :class:`StartupError` naming it (password hidden) if not."""
+    import redis
+
+    from clinic.lock_store import RedisURLError, redis_connection_kwargs
+
+    shown = redact_url(url)
+    try:
+        redis_connection_kwargs(url)
+    except RedisURLError as exc:
+        raise StartupError(f"{exc} (REDIS_URL={shown})") from None
+    client = None
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).strip().rstrip('.')}"
+        password = urllib.parse.urlsplit(url).password
+        if password:
+            reason = reason.replace(password, "***")
+        raise StartupError(
+            f"Redis is unreachable at REDIS_URL={shown} ({reason}). Start Redis or correct REDIS_URL; "
+            "unset it to run a single Rasa instance without Redis."
+        ) from None
+    finally:
+        if client is not None:
+            client.close()
+
+
+def check_database(variable: str, url: str, timeout: int = 5) -> None:
+    """Connects to a server database (PostgreSQL) once; a :class:`StartupError` naming ``variable``."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - e.g. an unknown scheme
+        raise StartupError(f"{variable} is not a database URL ({redact_url(url)})") from None
+    if parsed.drivername.startswith("sqlite"):
+        return
+    connect_args = {"connect_timeout": timeout} if parsed.drivername.startswith("postgresql") else {}
+    engine = create_engine(url, connect_args=connect_args)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure: say so, with the driver's first line
+        detail = str(getattr(exc, "orig", None) or exc).strip()
+        first_line = detail.splitlines()[0].rstrip(".") if detail else type(exc).__name__
+        if parsed.password:
+            first_line = first_line.replace(parsed.password, "***")
+        hint = ""
+        if "does not exist" in first_line and parsed.database:
+            hint = f" Create it first, e.g. `createdb -h {parsed.host or 'localhost'} -U {parsed.username or 'postgres'} {parsed.database}`."
+        raise StartupError(f"Cannot connect to {variable}={redact_url(url)}: {first_line}.{hint}") from None
+    finally:
+        engine.dispose()
+
+
+def check_scale_out(instances: int, env: dict[str, str]) -> None:
+    """Several Rasa instances must share their conversations (PostgreSQL) and locks (Redis)."""
+    if instances <= 1:
+        return
+    if not (env.get("REDIS_URL") or "").strip():
+        raise StartupError(
+            f"{instances} Rasa instances need REDIS_URL (shared conversation locks, and socket.io messages "
+            "that reach a browser connected to any instance), e.g. REDIS_URL=redis://127.0.0.1:6379/0."
+        )
+    for variable in ("TRACKER_STORE_URL", "CLINIC_DATABASE_URL"):
+        url = (env.get(variable) or "").strip()
+        if not url or url.startswith("sqlite"):
+            raise StartupError(
+                f"{instances} Rasa instances need {variable} on a database server (PostgreSQL, e.g. "
+                f"postgresql://user:password@127.0.0.1:5432/clinic), not SQLite ({redact_url(url) or 'unset'})."
+            )
 
 
 def _bin(name: str) -> str:
@@ -79,20 +190,34 @@ def status_url(port: int, token: str | None) -> str:
 
 
 class Stack:
-    """The action server, the Rasa server (and the staff console and the website chat server when
-    they have a port) as child processes of one process group."""
+    """The action server, the Rasa server(s) (and the staff console and the website chat server when
+    they have a port) as child processes of one process group.
+
+    ``extra_rasa_ports``: more Rasa instances (scale-out) besides the one on ``rasa_port``; they
+    need ``REDIS_URL`` and PostgreSQL stores in ``env`` (see :func:`check_scale_out`). The staff
+    console and the web server are pointed at the one on ``rasa_port``: any instance serves the
+    HTTP API, since conversations and their locks are shared.
+
+    ``proxy_port``: a round-robin reverse proxy (:mod:`clinic.proxy`, sticky for socket.io
+    sessions) on ``interface`` in front of the instances, which then listen on 127.0.0.1 only;
+    the console and the web server use the proxy.
+    """
 
     def __init__(self, model: str, rasa_port: int, action_port: int, interface: str = "127.0.0.1",
                  env: dict[str, str] | None = None, quiet: bool = False, staff_port: int | None = None,
-                 web_port: int | None = None, log_dir: Path | None = None) -> None:
+                 web_port: int | None = None, log_dir: Path | None = None,
+                 extra_rasa_ports: Sequence[int] = (), proxy_port: int | None = None) -> None:
         self.model, self.rasa_port, self.action_port, self.interface = model, rasa_port, action_port, interface
+        self.extra_rasa_ports = list(extra_rasa_ports)
+        self.proxy_port = proxy_port
         self.staff_port = staff_port
         self.web_port = web_port
         self.env = {**os.environ, **(env or {}), "ACTION_PORT": str(action_port), "PYTHONPATH": str(PROJECT_DIR)}
+        public_port = proxy_port or rasa_port
         if staff_port is not None:
-            self.env.update(STAFF_PORT=str(staff_port), RASA_URL=f"http://127.0.0.1:{rasa_port}")
+            self.env.update(STAFF_PORT=str(staff_port), RASA_URL=f"http://127.0.0.1:{public_port}")
         if web_port is not None:
-            self.env.update(WEB_PORT=str(web_port), RASA_PORT=str(rasa_port))
+            self.env.update(WEB_PORT=str(web_port), RASA_PORT=str(public_port))
         self.quiet = quiet
         self.log_dir = log_dir  # when set, each server's output goes to <log_dir>/<server>.log
         self.processes: list[subprocess.Popen] = []
@@ -112,8 +237,37 @@ class Stack:
     def start_actions(self) -> None:
         self._spawn(action_server_command(self.action_port), "actions")
 
+    @property
+    def rasa_ports(self) -> list[int]:
+        """Every Rasa instance's port, ``rasa_port`` first."""
+        return [self.rasa_port, *self.extra_rasa_ports]
+
+    def check(self) -> None:
+        """The start-up checks on this stack's settings; :class:`StartupError` says what to change."""
+        check_api_exposure(self.interface, self.env.get("RASA_API_TOKEN"))
+        check_scale_out(len(self.rasa_ports), self.env)
+        if (self.env.get("REDIS_URL") or "").strip():
+            prefix = (self.env.get("REDIS_KEY_PREFIX") or "").strip()
+            if prefix and not prefix.isalnum():
+                raise StartupError(f"REDIS_KEY_PREFIX must be letters and digits only, not {prefix!r}")
+            check_redis(self.env["REDIS_URL"].strip())
+
     def start_rasa(self) -> None:
-        self._spawn(rasa_server_command(self.model, self.rasa_port, self.interface, self.env.get("RASA_API_TOKEN")), "rasa")
+        """Starts every Rasa instance (log files ``rasa.log``, ``rasa-2.log``...)."""
+        self.check()
+        token = self.env.get("RASA_API_TOKEN")
+        interface = "127.0.0.1" if self.proxy_port is not None else self.interface  # behind the proxy
+        for number, port in enumerate(self.rasa_ports, start=1):
+            self._spawn(rasa_server_command(self.model, port, interface, token),
+                        "rasa" if number == 1 else f"rasa-{number}")
+
+    def start_proxy(self) -> None:
+        """The reverse proxy on ``proxy_port`` (``proxy.log``)."""
+        if self.proxy_port is None:
+            return
+        backends = [arg for port in self.rasa_ports for arg in ("--backend", f"http://127.0.0.1:{port}")]
+        self._spawn([sys.executable, "-m", "clinic.proxy", "--port", str(self.proxy_port),
+                     "--interface", self.interface, *backends], "proxy")
 
     def start_console(self) -> None:
         self._spawn(console_command(), "console")
@@ -123,15 +277,18 @@ class Stack:
 
     def start(self, timeout: float = 180) -> None:
         """Starts the servers (the staff console and the web server when they have a port) and waits
-        until all answer."""
+        until all answer. Raises :class:`StartupError` (nothing started) when a check fails."""
+        self.check()
         self.start_actions()
         self.start_rasa()
+        self.start_proxy()
         if self.staff_port is not None:
             self.start_console()
         if self.web_port is not None:
             self.start_web()
-        ok = wait_until_up(f"http://127.0.0.1:{self.action_port}/health", timeout, self.processes) and wait_until_up(
-            status_url(self.rasa_port, self.env.get("RASA_API_TOKEN")), timeout, self.processes
+        ok = wait_until_up(f"http://127.0.0.1:{self.action_port}/health", timeout, self.processes) and all(
+            wait_until_up(status_url(port, self.env.get("RASA_API_TOKEN")), timeout, self.processes)
+            for port in [*self.rasa_ports, *([self.proxy_port] if self.proxy_port is not None else [])]
         )
         if ok and self.staff_port is not None:
             ok = wait_until_up(f"http://127.0.0.1:{self.staff_port}/login", timeout, self.processes)
@@ -192,7 +349,15 @@ def _dispatch_forever(stop: threading.Event) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
+    parser.add_argument("--rasa-instances", type=int, default=int(os.environ.get("RASA_INSTANCES") or 1),
+                        help="Rasa servers on RASA_PORT, RASA_PORT+1... (default RASA_INSTANCES or 1; "
+                             "more than one needs REDIS_URL and PostgreSQL)")
+    parser.add_argument("--proxy", action="store_true",
+                        help="a round-robin proxy on RASA_PORT (sticky for socket.io) in front of the instances, "
+                             "which then listen on 127.0.0.1, ports RASA_PORT+1...")
     args = parser.parse_args(argv)
+    if args.rasa_instances < 1:
+        parser.error("--rasa-instances must be 1 or more")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
@@ -205,16 +370,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clinic.settings import staff_port
     from clinic.web import web_port
 
-    try:
-        load_notifiers()
-    except ConfigError as exc:
-        print(f"Cannot start: {exc}", file=sys.stderr)
-        return 2
-    migrate()
+    from clinic.settings import clinic_database_url, tracker_store_url
+
     rasa_port = int(os.environ.get("RASA_PORT", "5005"))
     action_port = int(os.environ.get("ACTION_PORT", "5055"))
     interface = os.environ.get("RASA_INTERFACE", "127.0.0.1")
-    stack = Stack(args.model, rasa_port, action_port, interface, staff_port=staff_port(), web_port=web_port())
+    public_port = rasa_port
+    first_port = rasa_port + 1 if args.proxy else rasa_port
+    extra_ports = [first_port + n for n in range(1, args.rasa_instances)]
+    stack = Stack(args.model, first_port, action_port, interface, staff_port=staff_port(), web_port=web_port(),
+                  extra_rasa_ports=extra_ports, proxy_port=public_port if args.proxy else None)
+    try:
+        load_notifiers()
+        stack.check()
+        check_database("CLINIC_DATABASE_URL", clinic_database_url())
+        check_database("TRACKER_STORE_URL", tracker_store_url())
+    except (ConfigError, StartupError) as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    migrate()
 
     stopping = threading.Event()
 
@@ -225,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     try:
         stack.start()
+    except StartupError as exc:  # e.g. Redis went away since the check
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -232,17 +409,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     threading.Thread(target=_dispatch_forever, args=(stopping,), daemon=True).start()
     threading.Thread(target=_redeliver_booking_webhooks_forever, args=(stopping,), daemon=True).start()
     token_note = "?token=$RASA_API_TOKEN" if os.environ.get("RASA_API_TOKEN") else ""
+    instances_note = (
+        f"  Rasa instances:     ports {', '.join(str(p) for p in stack.rasa_ports)}"
+        f"{' (127.0.0.1) behind the proxy on ' + str(public_port) if args.proxy else ''}; they share PostgreSQL "
+        "and Redis, so any of them serves any conversation\n"
+        if len(stack.rasa_ports) > 1 or args.proxy else ""
+    )
     print(
         f"\n{profile.name} assistant is running.\n"
-        f"  Talk to it (REST):  curl -s localhost:{rasa_port}/webhooks/rest/webhook "
+        f"  Talk to it (REST):  curl -s localhost:{public_port}/webhooks/rest/webhook "
         f"-d '{{\"sender\": \"me\", \"message\": \"what is ketamine?\"}}'\n"
         f"  Website chat demo:  http://localhost:{web_port()}/  (the widget: /widget/clinic-chat.js)\n"
-        f"  Socket.IO channel:  http://localhost:{rasa_port}/socket.io\n"
-        f"  SMS (Twilio):       POST http://localhost:{rasa_port}/webhooks/twilio/webhook\n"
-        f"  HTTP API:           http://localhost:{rasa_port}/status{token_note}\n"
+        f"  Socket.IO channel:  http://localhost:{public_port}/socket.io\n"
+        f"  SMS (Twilio):       POST http://localhost:{public_port}/webhooks/twilio/webhook\n"
+        f"  HTTP API:           http://localhost:{public_port}/status{token_note}\n"
         f"  Staff console:      http://localhost:{staff_port()}/  (create an account first:\n"
         f"                      .venv/bin/python -m clinic.cli staff add YOUR_NAME --admin)\n"
         f"  Open escalations:   make escalations\n"
+        f"{instances_note}"
         f"Press Ctrl-C to stop.\n",
         flush=True,
     )

@@ -27,6 +27,11 @@ TREATMENT_NAMES = {
     "esketamine": "Spravato (esketamine) nasal spray",
 }
 SCHEDULING_BACKENDS = ("builtin", "calcom", "webhook")
+# Retention (``python -m clinic.cli purge``): conversations and patient records are kept this
+# many days unless clinic.yml says otherwise; the audit trail (no patient text) at least 6 years,
+# the period HIPAA sets for keeping compliance documentation.
+DEFAULT_RETENTION_DAYS = 365
+DEFAULT_AUDIT_RETENTION_DAYS = 6 * 365
 logger = logging.getLogger(__name__)
 _HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
@@ -128,7 +133,8 @@ class ClinicProfile(BaseModel):
     conditions_treated: list[str] = Field(..., min_items=1)
     response_time: str = Field(..., min_length=2)
     cancellation_policy: str = Field(..., min_length=2)
-    retention_days: int = Field(..., ge=30)
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=30, le=36500)
+    audit_retention_days: int | None = Field(None, ge=365, le=36500)
     booking: BookingSettings
 
     class Config:
@@ -170,6 +176,15 @@ class ClinicProfile(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"{day}: {exc}") from None
         return parsed
+
+    @validator("audit_retention_days", always=True)
+    def _audit_kept_at_least_as_long(cls, value: int | None, values: dict[str, Any]) -> int:  # noqa: N805
+        days = values.get("retention_days") or DEFAULT_RETENTION_DAYS
+        if value is None:
+            return max(DEFAULT_AUDIT_RETENTION_DAYS, days)
+        if value < days:
+            raise ValueError(f"must be at least retention_days ({days}): the audit trail outlives the records")
+        return value
 
     @validator("treatments", each_item=True)
     def _known_treatment(cls, value: str) -> str:  # noqa: N805

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,53 @@ def test_no_staff_yet(database: str, capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = _staff(capsys, "list")
     assert code == 0 and out.startswith("No staff accounts. Create one: python -m clinic.cli staff add")
     assert _staff(capsys, "tokens")[1].strip() == "No API tokens."
+
+
+# ------------------------------------------------------------------ retention purge
+
+
+def test_purge_dry_run_reports_counts_and_deletes_nothing(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from clinic.db import Escalation, session_scope, utcnow
+
+    old = escalate(conversation_id="conv-old", channel="rest", reason="medical_question", message_id="m1",
+                   text="am I safe on lithium?")
+    resolve(old.escalation_id)
+    with session_scope(database) as session:
+        session.execute(update(Escalation).values(resolved_at=utcnow() - timedelta(days=400)))
+
+    assert main(["purge", "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "Retention 365 days" in dry and "Dry run: nothing was deleted" in dry
+    assert re.search(r"escalations\s+1\n", dry) and re.search(r"escalation_messages\s+1\n", dry)
+    assert "lithium" not in dry and "conv-old" not in dry
+    main(["escalations", "--all"])
+    assert "conv-old" in capsys.readouterr().out
+
+    assert main(["purge", "--days", "500"]) == 0  # kept: resolved 400 days ago
+    assert re.search(r"escalations\s+0\n", capsys.readouterr().out)
+    assert main(["purge"]) == 0
+    assert "Rows deleted:" in capsys.readouterr().out
+    main(["escalations", "--all"])
+    assert capsys.readouterr().out.strip() == "No escalations."
+
+
+@pytest.mark.parametrize("days", ["0", "-3", "a year"])
+def test_purge_refuses_a_period_that_is_not_a_positive_number_of_days(
+    database: str, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["purge", f"--days={days}"])
+
+    assert exit_.value.code == 2 and "--days" in capsys.readouterr().err
+
+
+def test_purge_with_an_invalid_profile_says_so(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CLINIC_PROFILE", str(tmp_path / "missing.yml"))
+
+    assert main(["purge", "--dry-run"]) == 2
+    assert "Cannot purge" in capsys.readouterr().err

@@ -32,7 +32,9 @@ def _field_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 ALL_FIELDS = _field_paths(_RAW)
-REQUIRED_FIELDS = [f for f in ALL_FIELDS if f not in OPTIONAL_FIELDS | OPTIONAL_BOOKING_FIELDS]
+# Retention periods have defaults (365 days; the audit trail max(6 years, retention_days)).
+OPTIONAL_RETENTION_FIELDS = {"retention_days", "audit_retention_days"}
+REQUIRED_FIELDS = [f for f in ALL_FIELDS if f not in OPTIONAL_FIELDS | OPTIONAL_BOOKING_FIELDS | OPTIONAL_RETENTION_FIELDS]
 
 
 def _without(raw: dict[str, Any], path: str) -> dict[str, Any]:
@@ -285,3 +287,29 @@ def test_the_cache_fails_when_the_first_read_is_invalid(tmp_path: Path) -> None:
 
     with pytest.raises(ProfileError, match="'phone'"):
         cache.get()
+
+
+# ------------------------------------------------------------------ retention
+
+
+def test_retention_defaults_to_a_year_and_the_audit_trail_to_six_years(tmp_path: Path) -> None:
+    raw = _without(_without(_RAW, "retention_days"), "audit_retention_days")
+
+    profile = load_profile(_write(tmp_path, raw))
+
+    assert (profile.retention_days, profile.audit_retention_days) == (365, 2190)
+
+
+def test_the_audit_trail_is_kept_at_least_as_long_as_the_records(tmp_path: Path) -> None:
+    raw = _without(_with(_RAW, "retention_days", 3000), "audit_retention_days")
+    assert load_profile(_write(tmp_path, raw)).audit_retention_days == 3000
+
+    with pytest.raises(ProfileError, match=r"invalid field 'audit_retention_days'.*at least retention_days"):
+        load_profile(_write(tmp_path, _with(_with(_RAW, "retention_days", 3000), "audit_retention_days", 2500)))
+
+
+@pytest.mark.parametrize(("field", "value"), [("retention_days", 29), ("retention_days", "a year"),
+                                              ("retention_days", 100000), ("audit_retention_days", 30)])
+def test_a_retention_period_out_of_range_is_named(tmp_path: Path, field: str, value: Any) -> None:
+    with pytest.raises(ProfileError, match=f"invalid field '{field}'"):
+        load_profile(_write(tmp_path, _with(_RAW, field, value)))

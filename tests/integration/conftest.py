@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,3 +68,73 @@ def running_stack(model: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     running.start()
     yield running
     running.stop()
+
+
+# ------------------------------------------------------------------ scale-out: Redis
+
+REDIS_DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """The Redis server for the scale-out tests (``CLINIC_TEST_REDIS_URL``, default the local one);
+    skips when unreachable, fails under ``CI=true`` (like the PostgreSQL fixture)."""
+    import redis
+
+    from clinic.settings import redact_url
+    from tests.conftest import running_in_ci
+
+    url = os.environ.get("CLINIC_TEST_REDIS_URL") or REDIS_DEFAULT_URL
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        where = redact_url(url)
+        if running_in_ci():
+            pytest.fail(f"Redis not reachable at {where} ({type(exc).__name__}); CI=true requires it "
+                        "(set CLINIC_TEST_REDIS_URL to the CI Redis)", pytrace=False)
+        pytest.skip(f"Redis not reachable at {where} ({type(exc).__name__}); "
+                    "set CLINIC_TEST_REDIS_URL or run under CI=true")
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture(scope="module")
+def redis_key_prefix(redis_server_url: str) -> Iterator[str]:
+    """A fresh ``REDIS_KEY_PREFIX`` (lock keys ``<prefix>:lock:*``, socket.io channel
+    ``<prefix>:socketio``); its keys are deleted afterwards, no other key is touched."""
+    import redis
+
+    prefix = f"test{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_schema_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema (dropped afterwards) as a URL whose connections use it
+    (``?options=-csearch_path=<schema>``): for the clinic database and Rasa's tracker store alike."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from clinic.db import get_engine
+
+    schema = f"scale_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server_url, future=True)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    url_text = url.render_as_string(hide_password=False)
+    try:
+        yield url_text
+    finally:
+        get_engine(url_text).dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

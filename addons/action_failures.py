@@ -1,0 +1,120 @@
+"""A custom action that cannot run never leaves the patient in silence or without crisis help.
+
+Rasa 3.6, when the action server is down (or an action fails with an error), logs the failure and
+carries on as if the action had returned nothing: the patient gets no answer, and inside a form
+even a crisis message gets none (the form's validation fails before the crisis rule can run).
+Installed by the Rasa server's NLG (:mod:`addons.clinic_nlg`), this module changes that:
+
+1. **A custom action that fails** (``action_escalate_to_staff``, ``action_crisis_protocol``, the
+   hand-off hold, a booking step...) answers with ``utter_escalation_failed`` instead ("I couldn't
+   reach our team's inbox just now. Please call us at <clinic phone>... If this is an emergency,
+   call 911."), rendered by Rasa from the domain, once per patient message. Nothing is recorded
+   for it, so the reconciler (:mod:`clinic.reconcile`) records the escalation once the action
+   server is back: it finds the escalating action without an ``escalation_id``.
+2. **A form whose validation cannot run**: a message that answers nothing the form asked (a
+   crisis, a medical question, a request for a person, a FAQ: slot mappings exclude those intents)
+   rejects the form as usual, so its rule runs (the crisis resources are rendered by Rasa itself).
+   An answer that cannot be validated is not kept (its slot is emptied, so no unchecked phone
+   number or time is booked later); the patient gets the message above and the same question
+   again. The form stays active: once the action server is back, the booking goes on.
+
+Rejections (``ActionExecutionRejection``) keep Rasa's behaviour. :func:`install` is idempotent;
+:func:`uninstall` restores Rasa's originals (tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from rasa.core.actions.action import ActionExecutionRejection, RemoteAction, create_bot_utterance
+from rasa.core.actions.forms import FormAction
+from rasa.shared.core.events import Event, SlotSet
+from rasa.shared.exceptions import RasaException
+
+logger = logging.getLogger(__name__)
+SAFE_RESPONSE = "utter_escalation_failed"
+_REMEMBERED_TURNS = 2000
+
+_lock = threading.Lock()
+_originals: dict[str, Any] = {}
+_told: OrderedDict[tuple[str, str], None] = OrderedDict()  # (conversation, message id) already told
+
+
+def _first_time_this_turn(tracker: Any) -> bool:
+    """Whether the patient's current message has not had the safe message yet (told once)."""
+    latest = getattr(tracker, "latest_message", None)
+    message_id = getattr(latest, "message_id", None) or str(len(getattr(tracker, "events", ()) or ()))
+    key = (tracker.sender_id, message_id)
+    with _lock:
+        if key in _told:
+            return False
+        _told[key] = None
+        while len(_told) > _REMEMBERED_TURNS:
+            _told.popitem(last=False)
+    return True
+
+
+async def safe_message(action_name: str, tracker: Any, output_channel: Any, nlg: Any) -> list[Event]:
+    """The events of the safe message for this patient message (none if already told)."""
+    logger.warning("custom action %s could not run; the patient is told to call the clinic", action_name)
+    if not _first_time_this_turn(tracker):
+        return []
+    message = await nlg.generate(SAFE_RESPONSE, tracker, output_channel.name())
+    return [create_bot_utterance(message)] if message else []
+
+
+async def _run_remote_action(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> list[Event]:
+    try:
+        return await _originals["remote_run"](self, output_channel, nlg, tracker, domain)
+    except ActionExecutionRejection:
+        raise
+    except RasaException:
+        if self.name().startswith("validate_"):  # a form's validation: decided by the form (below)
+            raise
+        return await safe_message(self.name(), tracker, output_channel, nlg)
+
+
+async def _validate_slots(
+    self: FormAction, slot_candidates: dict[str, Any], tracker: Any, domain: Any, output_channel: Any, nlg: Any
+) -> list[Event]:
+    try:
+        return await _originals["validate_slots"](self, slot_candidates, tracker, domain, output_channel, nlg)
+    except ActionExecutionRejection:
+        raise
+    except RasaException:
+        if not slot_candidates:
+            # nothing to validate: as if validation returned nothing (a message that answered no
+            # question then rejects the form, and its own rule, e.g. the crisis rule, runs)
+            logger.warning("validation of %s could not run; nothing to validate", self.name())
+            return []
+        # an answer that could not be checked is not kept; the question is asked again
+        return [*(SlotSet(slot, None) for slot in slot_candidates),
+                *await safe_message(f"validate_{self.name()}", tracker, output_channel, nlg)]
+
+
+def install() -> None:
+    """Installs the safe handling of failed custom actions (idempotent)."""
+    with _lock:
+        if "remote_run" in _originals:
+            return
+        _originals["remote_run"] = RemoteAction.run
+        _originals["validate_slots"] = FormAction.validate_slots
+        RemoteAction.run = _run_remote_action  # type: ignore[method-assign]
+        FormAction.validate_slots = _validate_slots  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    """Restores Rasa's originals (tests)."""
+    with _lock:
+        if "remote_run" not in _originals:
+            return
+        RemoteAction.run = _originals.pop("remote_run")  # type: ignore[method-assign]
+        FormAction.validate_slots = _originals.pop("validate_slots")  # type: ignore[method-assign]
+        _told.clear()
+
+
+def installed() -> bool:
+    return "remote_run" in _originals

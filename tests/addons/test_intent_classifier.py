@@ -1,0 +1,92 @@
+"""addons.intent_classifier: C is passed through; the inference shortcuts give Rasa's exact numbers."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from addons.intent_classifier import TunedLogisticRegressionClassifier
+
+VOCABULARY = 400
+INTENTS = ["faq_cost", "faq_safety", "greet", "book", "medical_question"]
+
+
+def message(rng: np.random.Generator, intent: str | None = None, dense: bool = False) -> Message:
+    """A message with random sparse sentence features (as the count vectorizers make them)."""
+    columns = rng.choice(VOCABULARY, size=int(rng.integers(3, 30)), replace=False)
+    values = rng.integers(1, 4, size=len(columns)).astype(float)
+    sentence = scipy.sparse.coo_matrix((values, (np.zeros(len(columns), dtype=int), columns)), shape=(1, VOCABULARY))
+    data = {TEXT: f"text {rng.integers(1_000_000)}"}
+    if intent:
+        data[INTENT] = intent
+    msg = Message(data=data)
+    msg.add_features(Features(sentence, "sentence", TEXT, "CountVectorsFeaturizer"))
+    if dense:
+        msg.add_features(Features(rng.random((1, 8)), "sentence", TEXT, "SomeDenseFeaturizer"))
+    return msg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalModelStorage, Resource, ExecutionContext]:
+    rng = np.random.default_rng(7)
+    storage = LocalModelStorage(tmp_path_factory.mktemp("model"))
+    resource = Resource("lr")
+    context = ExecutionContext(GraphSchema({}), "test")
+    config = {**TunedLogisticRegressionClassifier.get_default_config(), "C": 20.0, "max_iter": 300}
+    component = TunedLogisticRegressionClassifier.create(config, storage, resource, context)
+    assert component.clf.C == 20.0
+    examples = [message(rng, INTENTS[i % len(INTENTS)]) for i in range(200)]
+    component.train(TrainingData(training_examples=examples))
+    return storage, resource, context
+
+
+def load(kind: type, trained: tuple) -> LogisticRegressionClassifier:
+    storage, resource, context = trained
+    config = {**TunedLogisticRegressionClassifier.get_default_config(), "C": 20.0, "max_iter": 300}
+    return kind.load(config, storage, resource, context)
+
+
+def test_loaded_coefficients_are_column_major_with_the_same_values(trained: tuple) -> None:
+    ours, rasas = load(TunedLogisticRegressionClassifier, trained), load(LogisticRegressionClassifier, trained)
+    assert ours.clf.coef_.flags.f_contiguous and ours.clf.coef_.T.flags.c_contiguous
+    assert np.array_equal(ours.clf.coef_, rasas.clf.coef_)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_intents_and_rankings_are_exactly_rasas(trained: tuple, batch: int) -> None:
+    ours, rasas = load(TunedLogisticRegressionClassifier, trained), load(LogisticRegressionClassifier, trained)
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        messages = [message(rng) for _ in range(batch)]
+        expected = rasas.process(copy.deepcopy(messages))
+        got = ours.process(copy.deepcopy(messages))
+        for a, b in zip(got, expected):
+            assert a.get("intent") == b.get("intent")  # the same floats, not just close
+            assert a.get("intent_ranking") == b.get("intent_ranking")
+
+
+def test_dense_features_take_rasas_path(trained: tuple) -> None:
+    ours = load(TunedLogisticRegressionClassifier, trained)
+    rng = np.random.default_rng(3)
+    msg = message(rng, dense=True)
+    ours._inference = True
+    try:
+        assert ours._create_X([msg]).shape == (1, VOCABULARY + 8)  # Rasa's hstack of both kinds
+    finally:
+        ours._inference = False
+    ours.clf.coef_ = np.zeros((len(INTENTS), VOCABULARY + 8), order="F")  # as if trained with them
+    ours.clf.n_features_in_ = VOCABULARY + 8
+    ours.process([msg])
+    assert msg.get("intent")["name"] in INTENTS

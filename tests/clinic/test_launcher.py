@@ -1,0 +1,232 @@
+"""clinic.launcher's start-up checks and the scale-out settings (no Rasa server is started)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clinic.launcher import (
+    Stack,
+    StartupError,
+    check_api_exposure,
+    check_database,
+    check_redis,
+    check_scale_out,
+    is_loopback,
+)
+from clinic.settings import PROJECT_DIR, redact_url
+
+SECRET = "s3cret-Passw0rd"
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ Rasa's HTTP API beyond localhost
+
+
+@pytest.mark.parametrize("interface", ["127.0.0.1", "localhost", "::1", "127.0.0.2", "[::1]", "LOCALHOST"])
+def test_loopback_interfaces(interface: str) -> None:
+    assert is_loopback(interface)
+    check_api_exposure(interface, None)  # no token needed
+
+
+@pytest.mark.parametrize("interface", ["0.0.0.0", "::", "10.0.0.5", "192.168.1.20", "assistant.example.org", ""])
+def test_beyond_localhost_needs_the_token(interface: str) -> None:
+    assert not is_loopback(interface)
+    with pytest.raises(StartupError) as refused:
+        check_api_exposure(interface, None)
+    assert "RASA_API_TOKEN" in str(refused.value) and "RASA_INTERFACE" in str(refused.value)
+    check_api_exposure(interface, "a-long-random-token-from-secrets")  # with it: fine
+
+
+def _launcher(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clinic.launcher", "--model", "no-model-needed.tar.gz", *args],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.fixture
+def launcher_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"REDIS_URL", "RASA_API_TOKEN", "RASA_INTERFACE", "RASA_INSTANCES", "STAFF_NOTIFIERS"}}
+    env.update(PYTHONPATH=str(PROJECT_DIR), CLINIC_VAR_DIR=str(tmp_path),
+               CLINIC_DATABASE_URL=f"sqlite:///{tmp_path / 'clinic.db'}",
+               TRACKER_STORE_URL=f"sqlite:///{tmp_path / 'tracker.db'}")
+    return env
+
+
+def test_the_launcher_refuses_an_open_http_api(launcher_env: dict[str, str], tmp_path: Path) -> None:
+    result = _launcher({**launcher_env, "RASA_INTERFACE": "0.0.0.0"})
+    assert result.returncode == 2
+    assert "Cannot start" in result.stderr and "RASA_API_TOKEN" in result.stderr and "0.0.0.0" in result.stderr
+    assert not (tmp_path / "clinic.db").exists()  # refused before anything was done
+
+
+# ------------------------------------------------------------------ Redis
+
+
+def test_unreachable_redis_is_named_without_its_password() -> None:
+    url = f"redis://:{SECRET}@127.0.0.1:{closed_port()}/0"
+    with pytest.raises(StartupError) as refused:
+        check_redis(url, timeout=1)
+    message = str(refused.value)
+    assert "REDIS_URL" in message and "unreachable" in message and redact_url(url) in message
+    assert SECRET not in message and "***" in message
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "unix:///run/redis.sock", "redis://127.0.0.1:notaport/0"])
+def test_a_redis_url_that_cannot_work_is_refused(url: str) -> None:
+    with pytest.raises(StartupError, match="REDIS_URL"):
+        check_redis(url, timeout=1)
+
+
+def test_the_launcher_stops_when_redis_is_unreachable(launcher_env: dict[str, str], tmp_path: Path) -> None:
+    url = f"redis://user:{SECRET}@127.0.0.1:{closed_port()}/3"
+    result = _launcher({**launcher_env, "REDIS_URL": url})
+    assert result.returncode == 2, result.stderr
+    assert "REDIS_URL" in result.stderr and "redis://user:***@127.0.0.1" in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+    assert not (tmp_path / "clinic.db").exists()
+
+
+def test_a_stack_with_unreachable_redis_starts_nothing(tmp_path: Path) -> None:
+    stack = Stack("model.tar.gz", closed_port(), closed_port(),
+                  env={"REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}, quiet=True)
+    with pytest.raises(StartupError, match="REDIS_URL"):
+        stack.start(timeout=5)
+    assert stack.processes == []
+
+
+def test_redis_key_prefix_must_be_alphanumeric() -> None:
+    stack = Stack("model.tar.gz", 1, 2, env={"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_KEY_PREFIX": "my-clinic"})
+    with pytest.raises(StartupError, match="REDIS_KEY_PREFIX"):
+        stack.check()
+
+
+# ------------------------------------------------------------------ several instances
+
+
+POSTGRES = "postgresql://clinic:pw@db.internal:5432/clinic"
+
+
+def test_several_instances_need_redis_and_a_database_server() -> None:
+    check_scale_out(1, {})  # one instance: SQLite and in-memory locks are fine
+    with pytest.raises(StartupError, match="REDIS_URL"):
+        check_scale_out(2, {"TRACKER_STORE_URL": POSTGRES, "CLINIC_DATABASE_URL": POSTGRES})
+    with pytest.raises(StartupError, match="TRACKER_STORE_URL"):
+        check_scale_out(2, {"REDIS_URL": "redis://r:6379/0", "CLINIC_DATABASE_URL": POSTGRES})
+    with pytest.raises(StartupError, match="CLINIC_DATABASE_URL"):
+        check_scale_out(2, {"REDIS_URL": "redis://r:6379/0", "TRACKER_STORE_URL": POSTGRES,
+                            "CLINIC_DATABASE_URL": "sqlite:///var/clinic.db"})
+    check_scale_out(2, {"REDIS_URL": "redis://r:6379/0", "TRACKER_STORE_URL": POSTGRES, "CLINIC_DATABASE_URL": POSTGRES})
+
+
+def test_the_launcher_refuses_two_instances_on_sqlite(launcher_env: dict[str, str]) -> None:
+    result = _launcher(launcher_env, "--rasa-instances", "2")
+    assert result.returncode == 2 and "REDIS_URL" in result.stderr
+
+
+def test_an_unreachable_database_is_named_without_its_password() -> None:
+    url = f"postgresql://clinic:{SECRET}@127.0.0.1:{closed_port()}/clinic"
+    with pytest.raises(StartupError) as refused:
+        check_database("CLINIC_DATABASE_URL", url, timeout=2)
+    assert "CLINIC_DATABASE_URL=postgresql://clinic:***@127.0.0.1" in str(refused.value)
+    assert SECRET not in str(refused.value)
+    check_database("CLINIC_DATABASE_URL", "sqlite:///nowhere/clinic.db")  # files are not checked
+
+
+def test_several_instances_share_one_stack() -> None:
+    stack = Stack("model.tar.gz", 5005, 5055, extra_rasa_ports=[5006])
+    assert stack.rasa_ports == [5005, 5006]
+    assert Stack("model.tar.gz", 5005, 5055).rasa_ports == [5005]
+
+
+# ------------------------------------------------------------------ settings used by Rasa's processes
+
+
+def test_redact_url() -> None:
+    assert redact_url(f"redis://:{SECRET}@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url(f"postgresql://u:{SECRET}@h/db?options=-csearch_path%3Ds") == "postgresql://u:***@h/db?options=-csearch_path%3Ds"
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_lock_store_follows_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.core.lock_store import InMemoryLockStore
+
+    from clinic.lock_store import AtomicRedisLockStore, ClinicLockStore
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert isinstance(ClinicLockStore(endpoint_config=None), InMemoryLockStore)
+    monkeypatch.setenv("REDIS_URL", "redis://:pw@127.0.0.1:6399/2")  # not connected to until used
+    monkeypatch.setenv("REDIS_KEY_PREFIX", "clinicA")
+    store = ClinicLockStore(endpoint_config=None)
+    assert isinstance(store, AtomicRedisLockStore) and store.key_prefix == "clinicA:lock:"
+    assert store.red.connection_pool.connection_kwargs["db"] == 2
+
+
+def test_endpoints_name_the_environment_driven_lock_store() -> None:
+    import yaml
+
+    endpoints = yaml.safe_load((PROJECT_DIR / "endpoints.yml").read_text(encoding="utf-8"))
+    assert endpoints["lock_store"] == {"type": "clinic.lock_store.ClinicLockStore"}
+
+
+def test_socketio_uses_redis_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from addons.socketio_channel import JsonRedisManager, client_manager
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert client_manager() is None
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    monkeypatch.setenv("REDIS_KEY_PREFIX", "clinicB")
+    manager = client_manager()
+    assert isinstance(manager, JsonRedisManager) and manager.channel == "clinicB:socketio"
+
+
+def test_socketio_messages_between_instances_are_json_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the instances pass through Redis is JSON; a pickle arriving there is skipped, never loaded."""
+    import asyncio
+    import json
+    import pickle
+
+    from socketio import AsyncRedisManager
+
+    from addons.socketio_channel import JsonRedisManager
+
+    arriving = [pickle.dumps({"method": "emit", "event": "evil"}), b"not json",
+                json.dumps({"method": "emit", "event": "bot_uttered", "data": {"text": "hi"}}).encode()]
+
+    async def from_redis(self: AsyncRedisManager):
+        for raw in arriving:
+            yield raw
+
+    published: list[tuple[str, object]] = []
+
+    class FakeRedis:
+        async def publish(self, channel: str, payload: object) -> int:
+            published.append((channel, payload))
+            return 1
+
+    monkeypatch.setattr(AsyncRedisManager, "_listen", from_redis)
+    manager = JsonRedisManager("redis://127.0.0.1:6399/0", channel="clinicC:socketio")
+    manager.redis = FakeRedis()
+
+    async def scenario() -> list[object]:
+        await manager._publish({"method": "emit", "event": "bot_uttered", "data": {"text": "hello"}, "room": "r"})
+        return [message async for message in manager._listen()]
+
+    received = asyncio.run(scenario())
+    assert received == [{"method": "emit", "event": "bot_uttered", "data": {"text": "hi"}}]
+    [(channel, payload)] = published
+    assert channel == "clinicC:socketio" and isinstance(payload, str)
+    assert json.loads(payload)["data"] == {"text": "hello"}
