@@ -17,7 +17,7 @@ from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import EndpointConfig
 
-from addons import action_failures, speedups
+from addons import action_failures, fair_turns, speedups
 from clinic import log_hygiene
 from clinic.profile import ProfileCache
 
@@ -31,6 +31,7 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         action_failures.install()  # a failed custom action: a safe message, crisis rules still run
         if endpoint_config is not None:  # created by a Rasa server from endpoints.yml (not a unit test)
             log_hygiene.install()  # INFO+ logs: no message text, phone numbers or emails
+            fair_turns.install()  # a few messages at a time, the others in arrival order
         self._profile = ProfileCache()
         self._profile.get()  # fail at start-up, naming the field, if clinic.yml is invalid
 

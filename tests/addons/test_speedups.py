@@ -104,13 +104,20 @@ def test_event_types_resolve_to_rasas_classes(patched: None) -> None:
 def test_install_is_idempotent_and_uninstall_restores_rasa() -> None:
     was_installed = speedups.installed()
     speedups.uninstall()
-    rasas = (RemoteAction._validate_action_result, Event.resolve_by_type)
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    def methods() -> tuple[Any, ...]:
+        return (RemoteAction._validate_action_result, Event.resolve_by_type, DaskGraphRunner.run,
+                EndpointConfig.session)
+
+    rasas = methods()
     speedups.install()
-    patched_once = (RemoteAction._validate_action_result, Event.resolve_by_type)
+    patched_once = methods()
     speedups.install()
-    assert (RemoteAction._validate_action_result, Event.resolve_by_type) == patched_once != rasas
+    assert methods() == patched_once
+    assert all(ours != theirs for ours, theirs in zip(patched_once, rasas))
     speedups.uninstall()
-    assert (RemoteAction._validate_action_result, Event.resolve_by_type) == rasas
+    assert methods() == rasas
     if was_installed:
         speedups.install()
 
@@ -120,3 +127,160 @@ def test_the_clinic_nlg_installs_the_speedups() -> None:
 
     ClinicNLG()
     assert speedups.installed()
+
+
+# ---------------------------------------------------------------------------- graph runner
+
+
+@pytest.fixture(scope="module")
+def agent() -> Any:
+    """The trained clinic model (``make pytest`` sets CLINIC_MODEL), with an in-memory store."""
+    import os
+
+    from rasa.core.agent import load_agent
+
+    path = os.environ.get("CLINIC_MODEL")
+    if not path:
+        pytest.fail("CLINIC_MODEL is not set to a trained model; run the suite with `make pytest`")
+    import asyncio
+
+    return asyncio.run(load_agent(model_path=path))
+
+
+MESSAGES = ["hi there", "how much does a single infusion cost", "I take lithium, is ketamine safe for me?",
+            "i want to die", "book a consultation", "", "Maria Lopez", "¿cuánto cuesta?", "x" * 3000]
+
+
+def test_the_graph_runner_gives_rasas_parses_and_predictions(patched: None, agent: Any) -> None:
+    import asyncio
+
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+
+    async def run() -> list[Any]:
+        results = []
+        for text in MESSAGES:
+            parse = await agent.parse_message(text)
+            tracker = agent.tracker_store.init_tracker(f"graph-{len(results)}")
+            tracker.update(ActionExecuted("action_listen"))
+            tracker.update(UserUttered(text, parse["intent"], parse["entities"], parse), agent.domain)
+            prediction = agent.processor._predict_next_with_tracker(tracker)
+            results.append((parse, prediction.probabilities, prediction.policy_name, prediction.events))
+        return results
+
+    ours = asyncio.run(run())
+    theirs = original(lambda: asyncio.run(run()))
+    assert ours == theirs
+    assert {p["intent"]["name"] for p, *_ in ours} >= {"greet", "crisis"}
+
+
+def test_the_graph_runner_runs_each_node_once_and_only_what_the_targets_need(patched: None) -> None:
+    from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+
+    calls: list[str] = []
+
+    class Step(GraphComponent):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @classmethod
+        def create(cls, config: dict, model_storage: Any, resource: Any, execution_context: Any) -> "Step":
+            return cls(resource.name)
+
+        def run(self, **inputs: Any) -> str:
+            calls.append(self.name)
+            return self.name + "(" + ",".join(f"{k}={inputs[k]}" for k in sorted(inputs)) + ")"
+
+    def node(needs: dict[str, str]) -> SchemaNode:
+        return SchemaNode(needs=needs, uses=Step, constructor_name="create", fn="run", config={})
+
+    schema = GraphSchema({
+        "a": node({"x": "__input__"}),
+        "b": node({"x": "a"}),
+        "c": node({"x": "a", "y": "b"}),
+        "unused": node({"x": "__input__"}),
+    })
+    import tempfile
+    from pathlib import Path
+
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    with tempfile.TemporaryDirectory() as folder:
+        runner = DaskGraphRunner(schema, LocalModelStorage(Path(folder)), ExecutionContext(schema))
+        ours = runner.run(inputs={"__input__": 1}, targets=["c"])
+        assert calls == ["a", "b", "c"]
+        calls.clear()
+        theirs = original(lambda: runner.run(inputs={"__input__": 1}, targets=["c"]))
+    assert ours == theirs == {"c": "c(x=a(x=1),y=b(x=a(x=1)))"}
+    assert sorted(calls) == ["a", "b", "c"]
+    from rasa.engine.exceptions import GraphRunError
+
+    with pytest.raises(GraphRunError, match="clashes with a node name"):
+        runner.run(inputs={"__input__": "a"}, targets=["c"])
+
+
+# ---------------------------------------------------------------------------- kept HTTP sessions
+
+
+def test_endpoint_requests_reuse_one_connection_with_rasas_results_and_errors(patched: None) -> None:
+    import asyncio
+
+    from aiohttp import web
+    from rasa.utils.endpoints import ClientResponseError
+
+    peers: list[Any] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        body = await request.json()
+        if body.get("fail"):
+            return web.json_response({"error": "no"}, status=400)
+        return web.json_response({"echo": body, "auth": request.headers.get("Authorization"),
+                                  "token": request.query.get("token")})
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_post("/webhook", hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook", token="t0k",
+                                  basic_auth={"username": "u", "password": "p"})
+        try:
+            first = await endpoint.request(json={"n": 1}, method="post")
+            second = await endpoint.request(json={"n": 2}, method="post")
+            assert first["echo"] == {"n": 1} and second["echo"] == {"n": 2}
+            assert first["auth"].startswith("Basic ") and first["token"] == "t0k"
+            assert peers[0] == peers[1]  # the same keep-alive connection
+            with pytest.raises(ClientResponseError) as error:
+                await endpoint.request(json={"fail": True}, method="post")
+            assert error.value.status == 400
+            assert (await endpoint.request(json={"n": 3}, method="post"))["echo"] == {"n": 3}
+            await asyncio.sleep(speedups.KEEPALIVE_S + 0.5)  # idle: the connection is dropped
+            await endpoint.request(json={"n": 4}, method="post")
+            assert peers[-1] != peers[0]
+        finally:
+            for session in endpoint.__dict__.get("_clinic_sessions", {}).values():
+                await session.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+def test_a_new_event_loop_gets_its_own_session(patched: None) -> None:
+    import asyncio
+
+    endpoint = EndpointConfig("http://127.0.0.1:1/webhook")
+
+    async def session_of_this_loop() -> Any:
+        async with endpoint.session() as session:
+            again = endpoint.session()
+            async with again as same:
+                assert same is session
+            return session
+
+    first = asyncio.run(session_of_this_loop())
+    second = asyncio.run(session_of_this_loop())
+    assert first is not second

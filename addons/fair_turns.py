@@ -1,0 +1,186 @@
+"""Fair turns: the Rasa server finishes the messages it started before it starts new ones.
+
+One Rasa process serves every conversation on one event loop. Without a limit, every message
+that arrives starts at once, and a turn that waits for the action server (a booking question, an
+escalation) goes to the back of the loop's queue when the reply comes, behind every newer
+message: under load the turns that started first are answered last (p95 four times the mean,
+README "Performance").
+
+Here at most ``RASA_CONCURRENT_TURNS`` messages (default 1) are *working* inside Rasa's message
+processor at once. A turn that waits on the network (Rasa's HTTP requests to the action server,
+``EndpointConfig.request``) gives its place up meanwhile, so the CPU stays busy, and gets it
+back *before* any message that has not started yet. Waiting messages start in arrival order.
+Nothing else changes: each conversation still holds its own lock (lock store) from before it
+waits here until its turn is saved, so its messages keep their order, and API calls (staff
+replies, hand-back, tracker reads) never wait here.
+
+:func:`install` (from the Rasa server's NLG, like :mod:`addons.speedups`) is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.processor import MessageProcessor
+from rasa.utils.endpoints import EndpointConfig
+
+DEFAULT_LIMIT = 1
+_lock = threading.Lock()
+_originals: dict[str, Any] = {}
+
+
+def limit_from_env() -> int:
+    """``RASA_CONCURRENT_TURNS``: a whole number from 1 (default 1)."""
+    raw = (os.environ.get("RASA_CONCURRENT_TURNS") or "").strip()
+    if not raw:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"RASA_CONCURRENT_TURNS must be a whole number from 1, not {raw!r}")
+    return int(raw)
+
+
+class TurnGate:
+    """At most ``limit`` holders at once. A place freed goes first to a holder coming back from
+    the network (``resume=True``), then to the longest-waiting newcomer.
+
+    A newcomer is always let in by a callback of a later event-loop step, never straight away:
+    a message's turn runs without pausing once it starts, so letting newcomers straight in
+    would start every message that arrived together, one after the other, before the loop
+    looked at the network again (where the replies of the turns waiting on the action server
+    sit). This way the loop looks at the network between two newcomers' turns.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be 1 or more")
+        self.limit = limit
+        self.active = 0
+        self._resuming: deque[asyncio.Future[None]] = deque()
+        self._new: deque[asyncio.Future[None]] = deque()
+        self._dispatch_pending = False
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in (*self._resuming, *self._new) if not w.done())
+
+    async def acquire(self, resume: bool = False) -> None:
+        if resume and self.active < self.limit and not self._resuming:
+            self.active += 1
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        queue = self._resuming if resume else self._new
+        queue.append(waiter)
+        self._schedule_dispatch(loop)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # let in, then cancelled: give the place back
+            elif waiter in queue:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        self.active -= 1
+        if self._resuming or self._new:
+            self._schedule_dispatch(asyncio.get_running_loop())
+
+    def _schedule_dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            loop.call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._dispatch_pending = False
+        for queue in (self._resuming, self._new):
+            while queue and self.active < self.limit:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    self.active += 1
+
+
+@dataclass
+class _Hold:
+    gate: TurnGate
+    holding: bool = False
+
+
+_hold: contextvars.ContextVar[_Hold | None] = contextvars.ContextVar("clinic_turn_hold", default=None)
+_gates: dict[int, TurnGate] = {}  # one per event loop (tests run several loops)
+
+
+def gate() -> TurnGate:
+    """This event loop's gate."""
+    loop_id = id(asyncio.get_running_loop())
+    found = _gates.get(loop_id)
+    if found is None:
+        if len(_gates) > 16:
+            _gates.clear()
+        found = _gates[loop_id] = TurnGate(_originals.get("limit", DEFAULT_LIMIT))
+    return found
+
+
+async def _handle_message(self: MessageProcessor, message: Any) -> Any:
+    hold = _Hold(gate())
+    await hold.gate.acquire()
+    hold.holding = True
+    token = _hold.set(hold)
+    try:
+        return await _originals["handle_message"](self, message)
+    finally:
+        _hold.reset(token)
+        if hold.holding:
+            hold.gate.release()
+
+
+async def _request(self: EndpointConfig, *args: Any, **kwargs: Any) -> Any:
+    hold = _hold.get()
+    if hold is None or not hold.holding:
+        return await _originals["request"](self, *args, **kwargs)
+    hold.gate.release()  # waiting on the network: someone else can work meanwhile
+    hold.holding = False
+    try:
+        result = await _originals["request"](self, *args, **kwargs)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        await hold.gate.acquire(resume=True)
+        hold.holding = True
+        raise
+    await hold.gate.acquire(resume=True)
+    hold.holding = True
+    return result
+
+
+def install(limit: int | None = None) -> None:
+    """Puts the gate around ``MessageProcessor.handle_message`` (once per process)."""
+    with _lock:
+        if _originals:
+            return
+        _originals["limit"] = limit if limit is not None else limit_from_env()
+        _originals["handle_message"] = MessageProcessor.handle_message
+        _originals["request"] = EndpointConfig.request
+        MessageProcessor.handle_message = _handle_message  # type: ignore[method-assign]
+        EndpointConfig.request = _request  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    with _lock:
+        if not _originals:
+            return
+        MessageProcessor.handle_message = _originals.pop("handle_message")  # type: ignore[method-assign]
+        EndpointConfig.request = _originals.pop("request")  # type: ignore[method-assign]
+        _originals.clear()
+        _gates.clear()
+
+
+def installed() -> bool:
+    return bool(_originals)
