@@ -15,7 +15,7 @@ Speed (README "Performance"; same rows, same order, same trackers as Rasa's stor
   inserts only the events this tracker object added since it was read or last saved (counted
   on the object) instead of counting the conversation's stored events first. The count is exact
   because a conversation's turn holds its lock (lock store) from read to save; a tracker that
-  was not read here (built by an API call, say) falls back to Rasa's count.
+  was not read here (a new conversation, or one built by an API call) is counted as Rasa counts.
 - SQLite (the embedded default) keeps its connections (Rasa opens one per query) in
   write-ahead-log mode with ``synchronous=NORMAL``: a commit no longer waits for the disk. The
   database stays consistent; a power cut or OS crash (not a process crash) can lose the last
@@ -57,6 +57,8 @@ _ALL_EVENTS = sa.text(f"SELECT data FROM {_TABLE.name} WHERE sender_id = :sender
 _EVENTS_SINCE = sa.text(
     f"SELECT data FROM {_TABLE.name} WHERE sender_id = :sender AND timestamp >= :start ORDER BY id"
 )
+_COUNT_ALL = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sender")
+_COUNT_SINCE = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sender AND timestamp >= :start")
 
 
 def sqlite_sync_mode() -> str:
@@ -155,11 +157,7 @@ class ClinicTrackerStore(SQLTrackerStore):
         """Rasa's ``_retrieve`` (the same events: from the latest session start by timestamp, or
         all of them, in insertion order) in plain SQL; the tracker remembers how many it holds."""
         with self.session_scope() as session:
-            start = None
-            if not fetch_events_from_all_sessions:
-                start = session.execute(
-                    _SESSION_START, {"sender": sender_id, "session_started": SessionStarted.type_name}
-                ).scalar()
+            start = None if fetch_events_from_all_sessions else self._session_start(session, sender_id)
             if start is None:
                 rows = session.execute(_ALL_EVENTS, {"sender": sender_id}).all()
             else:
@@ -171,13 +169,21 @@ class ClinicTrackerStore(SQLTrackerStore):
         setattr(tracker, STORED, len(rows))
         return tracker
 
+    @staticmethod
+    def _session_start(session: Any, sender_id: str) -> float | None:
+        """The timestamp of the conversation's latest ``session_started`` event, if any."""
+        return session.execute(
+            _SESSION_START, {"sender": sender_id, "session_started": SessionStarted.type_name}).scalar()
+
     async def _save(self, tracker: Any) -> None:
         await self.stream_events(tracker)
         stored = getattr(tracker, STORED, None)
         events = list(tracker.events)
         with self.session_scope() as session:
-            if stored is None or stored > len(events):  # not read here: Rasa's way
-                stored = self._event_query(session, tracker.sender_id, fetch_events_from_all_sessions=False).count()
+            if stored is None or stored > len(events):  # not read here: count as Rasa does
+                start = self._session_start(session, tracker.sender_id)
+                stored = session.execute(_COUNT_ALL if start is None else _COUNT_SINCE,
+                                         {"sender": tracker.sender_id, "start": start}).scalar()
             new = [_row(tracker.sender_id, event) for event in events[stored:]]
             if new:
                 session.execute(_TABLE.insert(), new)

@@ -284,3 +284,80 @@ def test_a_new_event_loop_gets_its_own_session(patched: None) -> None:
     first = asyncio.run(session_of_this_loop())
     second = asyncio.run(session_of_this_loop())
     assert first is not second
+
+
+# ---------------------------------------------------------------------------- dialogue states
+
+
+def story_trackers() -> list[Any]:
+    """Every prefix (at each action) of this project's test conversations, as trackers."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+
+    from clinic.settings import PROJECT_DIR
+
+    domain = Domain.load(str(PROJECT_DIR / "domain.yml"))
+    steps = YAMLStoryReader(domain).read_from_file(str(PROJECT_DIR / "tests" / "test_stories.yml"))
+    trackers = []
+    for step in steps:
+        events = [ActionExecuted("action_listen"), *step.events]
+        cuts = [i for i, e in enumerate(events) if isinstance(e, ActionExecuted)] + [len(events)]
+        for cut in cuts[1:]:
+            trackers.append(DialogueStateTracker.from_events(step.block_name, events[:cut], domain.slots))
+    return [domain, trackers]
+
+
+ARGUMENTS = [{}, {"omit_unset_slots": True}, {"ignore_rule_only_turns": True},
+             {"ignore_rule_only_turns": True, "rule_only_data": {"slots": ["handoff"], "active_loops": []}}]
+
+
+def test_dialogue_states_are_rasas_and_callers_cannot_spoil_them(patched: None) -> None:
+    domain, trackers = story_trackers()
+    assert len(trackers) > 50
+    for tracker in trackers:
+        for arguments in ARGUMENTS:
+            ours = tracker.past_states(domain, **arguments)
+            theirs = original(lambda: tracker.past_states(domain, **arguments))
+            assert ours == theirs
+            if ours and ours[-1].get("user"):
+                ours[-1]["user"].clear()  # as the rule policy edits the last state
+            assert tracker.past_states(domain, **arguments) == theirs  # from the memo, unspoilt
+
+
+def test_remembered_states_follow_the_conversation(patched: None) -> None:
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+
+    domain, trackers = story_trackers()
+    tracker = trackers[5]
+    before = tracker.past_states(domain)
+    tracker.update(SlotSet("handoff", True), domain)
+    tracker.update(ActionExecuted("action_listen"), domain)
+    after = tracker.past_states(domain)
+    assert after != before
+    assert after == original(lambda: tracker.past_states(domain))
+
+
+def test_slots_are_copied_as_copy_copy_copies_them(patched: None) -> None:
+    import copy
+
+    from rasa.shared.core.slots import Slot, TextSlot
+
+    domain, _ = story_trackers()
+    for slot in domain.slots:
+        slot.value = {"list": [1]} if slot.type_name == "any" else slot.value
+        ours = copy.copy(slot)
+        theirs = original(lambda: copy.copy(slot))
+        assert type(ours) is type(theirs) is type(slot) and ours is not slot
+        assert ours.__dict__ == theirs.__dict__ == slot.__dict__
+
+    class Custom(TextSlot):
+        def __reduce_ex__(self, protocol: Any) -> Any:
+            return (Custom, ("rebuilt", []), {"value": "from reduce"})
+
+    custom = Custom("original", [])
+    ours, theirs = copy.copy(custom), original(lambda: copy.copy(custom))
+    assert ours.name == theirs.name == "rebuilt"  # its own pickle method was used
+    assert ours.__dict__ == theirs.__dict__
+    assert isinstance(custom, Slot)
