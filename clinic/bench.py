@@ -108,7 +108,7 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("custom action reply validation (jsonschema)", ("action.py:_validate_action_result", "jsonschema/")),
     ("custom action HTTP call", ("endpoints.py:request", "aiohttp/")),
     ("tracker store: retrieve", ("tracker_store.py:_retrieve", "tracker_store.py:retrieve")),
-    ("tracker store: save", ("tracker_store.py:save", "tracker_store.py:_additional_events")),
+    ("tracker store: save", ("tracker_store.py:save", "tracker_store.py:_save", "tracker_store.py:_additional_events")),
     ("events: parse and replay", ("trackers.py:from_dict", "events.py:deserialise_events", "events.py:from_parameters",
                                   "trackers.py:update", "trackers.py:update_with_events")),
     ("safety guard", ("guard.py:", "safety_guard.py:")),
@@ -116,11 +116,13 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
                                                  "intent_classifier.py:", "whitespace_tokenizer.py:", "tokenizer.py:",
                                                  "fallback_classifier.py:", "input_check.py:")),
     ("policies: state building", ("trackers.py:past_states", "domain.py:states_for_tracker_history",
+                                  "speedups.py:_states_for_tracker_history", "speedups.py:_copy_states",
                                   "trackers.py:generate_all_prior_trackers", "tracker_featurizers.py:")),
     ("policies: rule lookup, memoization, ensemble", ("rule_policy.py:", "memoization.py:", "handoff_policy.py:",
                                                       "ensemble.py:")),
     ("NLG", ("clinic_nlg.py:", "response.py:", "interpolator.py:")),
-    ("graph runner (dask)", ("dask/", "graph.py:")),
+    ("graph runner", ("dask/", "graph.py:", "speedups.py:_run_graph", "speedups.py:compute")),
+    ("fair turns (who works next)", ("fair_turns.py:",)),
     ("HTTP server + REST channel", ("sanic/", "rest.py:", "channel.py:")),
 ]
 _IDLE_FRAMES = ("runners.py:serve", "selectors.py:select", "base_events.py:run_forever", "base_events.py:_run_once")
