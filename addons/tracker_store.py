@@ -54,8 +54,12 @@ _SESSION_START = sa.text(
     f"SELECT max(timestamp) FROM {_TABLE.name} WHERE sender_id = :sender AND type_name = :session_started"
 )
 _ALL_EVENTS = sa.text(f"SELECT data FROM {_TABLE.name} WHERE sender_id = :sender ORDER BY id")
-_EVENTS_SINCE = sa.text(
-    f"SELECT data FROM {_TABLE.name} WHERE sender_id = :sender AND timestamp >= :start ORDER BY id"
+# Rasa's query in one statement: the events from the latest session start (or all of them)
+_LATEST_SESSION_EVENTS = sa.text(
+    f"SELECT data FROM {_TABLE.name} WHERE sender_id = :sender AND (timestamp >= ("
+    f"SELECT max(timestamp) FROM {_TABLE.name} WHERE sender_id = :sender AND type_name = :session_started) "
+    f"OR NOT EXISTS (SELECT 1 FROM {_TABLE.name} WHERE sender_id = :sender AND type_name = :session_started)) "
+    f"ORDER BY id"
 )
 _COUNT_ALL = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sender")
 _COUNT_SINCE = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sender AND timestamp >= :start")
@@ -157,11 +161,11 @@ class ClinicTrackerStore(SQLTrackerStore):
         """Rasa's ``_retrieve`` (the same events: from the latest session start by timestamp, or
         all of them, in insertion order) in plain SQL; the tracker remembers how many it holds."""
         with self.session_scope() as session:
-            start = None if fetch_events_from_all_sessions else self._session_start(session, sender_id)
-            if start is None:
+            if fetch_events_from_all_sessions:
                 rows = session.execute(_ALL_EVENTS, {"sender": sender_id}).all()
             else:
-                rows = session.execute(_EVENTS_SINCE, {"sender": sender_id, "start": start}).all()
+                rows = session.execute(_LATEST_SESSION_EVENTS, {
+                    "sender": sender_id, "session_started": SessionStarted.type_name}).all()
         if not self.domain or not rows:
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(data) for (data,) in rows],

@@ -122,7 +122,9 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
                                                       "ensemble.py:")),
     ("NLG", ("clinic_nlg.py:", "response.py:", "interpolator.py:")),
     ("graph runner", ("dask/", "graph.py:", "speedups.py:_run_graph", "speedups.py:compute")),
-    ("fair turns (who works next)", ("fair_turns.py:",)),
+    ("fair turns (who works next)", ("fair_turns.py:acquire", "fair_turns.py:release", "fair_turns.py:_dispatch")),
+    ("Rasa's message processor: actions, forms, tracker copies", ("processor.py:", "forms.py:", "loops.py:",
+                                                                  "action.py:")),
     ("HTTP server + REST channel", ("sanic/", "rest.py:", "channel.py:")),
 ]
 _IDLE_FRAMES = ("runners.py:serve", "selectors.py:select", "base_events.py:run_forever", "base_events.py:_run_once")

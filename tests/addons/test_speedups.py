@@ -106,9 +106,14 @@ def test_install_is_idempotent_and_uninstall_restores_rasa() -> None:
     speedups.uninstall()
     from rasa.engine.runner.dask import DaskGraphRunner
 
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.slots import Slot
+
     def methods() -> tuple[Any, ...]:
         return (RemoteAction._validate_action_result, Event.resolve_by_type, DaskGraphRunner.run,
-                EndpointConfig.session)
+                EndpointConfig.session, Domain.states_for_tracker_history, RulePolicy._is_rule_applicable,
+                getattr(Slot, "__copy__", None))
 
     rasas = methods()
     speedups.install()
@@ -152,6 +157,7 @@ MESSAGES = ["hi there", "how much does a single infusion cost", "I take lithium,
 
 
 def test_the_graph_runner_gives_rasas_parses_and_predictions(patched: None, agent: Any) -> None:
+    """All speed-ups at once (graph runner, states memo, rule checks, slot copies) against none."""
     import asyncio
 
     from rasa.shared.core.events import ActionExecuted, UserUttered
@@ -361,3 +367,20 @@ def test_slots_are_copied_as_copy_copy_copies_them(patched: None) -> None:
     assert ours.name == theirs.name == "rebuilt"  # its own pickle method was used
     assert ours.__dict__ == theirs.__dict__
     assert isinstance(custom, Slot)
+
+
+def test_predictions_over_whole_test_conversations_are_rasas(patched: None, agent: Any) -> None:
+    """Every prefix of the test conversations (forms, slots, crisis inside a form...): the same
+    next action, probabilities and policy with all speed-ups as without."""
+    _, trackers = story_trackers()
+
+    def predict() -> list[Any]:
+        results = []
+        for tracker in trackers:
+            prediction = agent.processor._predict_next_with_tracker(tracker.copy())
+            results.append((prediction.max_confidence_index, prediction.policy_name, prediction.probabilities))
+        return results
+
+    ours = predict()
+    assert ours == original(predict)
+    assert len({policy for _, policy, _ in ours}) >= 2  # rules and memoization both decided some
