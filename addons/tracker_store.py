@@ -61,6 +61,10 @@ _LATEST_SESSION_EVENTS = sa.text(
     f"OR NOT EXISTS (SELECT 1 FROM {_TABLE.name} WHERE sender_id = :sender AND type_name = :session_started)) "
     f"ORDER BY id"
 )
+_INSERT = sa.text(
+    f"INSERT INTO {_TABLE.name} (sender_id, type_name, timestamp, intent_name, action_name, data) "
+    f"VALUES (:sender_id, :type_name, :timestamp, :intent_name, :action_name, :data)"
+)
 _COUNT_ALL = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sender")
 _COUNT_SINCE = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sender AND timestamp >= :start")
 
@@ -190,7 +194,7 @@ class ClinicTrackerStore(SQLTrackerStore):
                                          {"sender": tracker.sender_id, "start": start}).scalar()
             new = [_row(tracker.sender_id, event) for event in events[stored:]]
             if new:
-                session.execute(_TABLE.insert(), new)
+                session.execute(_INSERT, new)
                 session.commit()
         setattr(tracker, STORED, len(events))
 

@@ -20,19 +20,22 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from addons.intent_classifier import TunedLogisticRegressionClassifier
 
 VOCABULARY = 400
+WORDS = 120  # the first featurizer's columns; the second has the rest
 INTENTS = ["faq_cost", "faq_safety", "greet", "book", "medical_question"]
 
 
 def message(rng: np.random.Generator, intent: str | None = None, dense: bool = False) -> Message:
-    """A message with random sparse sentence features (as the count vectorizers make them)."""
-    columns = rng.choice(VOCABULARY, size=int(rng.integers(3, 30)), replace=False)
-    values = rng.integers(1, 4, size=len(columns)).astype(float)
-    sentence = scipy.sparse.coo_matrix((values, (np.zeros(len(columns), dtype=int), columns)), shape=(1, VOCABULARY))
+    """A message with random sparse sentence features, as this pipeline's two count vectorizers
+    make them (words, then character n-grams; columns in no particular order)."""
     data = {TEXT: f"text {rng.integers(1_000_000)}"}
     if intent:
         data[INTENT] = intent
     msg = Message(data=data)
-    msg.add_features(Features(sentence, "sentence", TEXT, "CountVectorsFeaturizer"))
+    for name, width in (("CountVectorsFeaturizer", WORDS), ("CountVectorsFeaturizer2", VOCABULARY - WORDS)):
+        columns = rng.choice(width, size=int(rng.integers(3, min(30, width))), replace=False)
+        values = rng.integers(1, 4, size=len(columns)).astype(float)
+        sentence = scipy.sparse.coo_matrix((values, (np.zeros(len(columns), dtype=int), columns)), shape=(1, width))
+        msg.add_features(Features(sentence, "sentence", TEXT, name))
     if dense:
         msg.add_features(Features(rng.random((1, 8)), "sentence", TEXT, "SomeDenseFeaturizer"))
     return msg

@@ -113,7 +113,7 @@ def test_install_is_idempotent_and_uninstall_restores_rasa() -> None:
     def methods() -> tuple[Any, ...]:
         return (RemoteAction._validate_action_result, Event.resolve_by_type, DaskGraphRunner.run,
                 EndpointConfig.session, Domain.states_for_tracker_history, RulePolicy._is_rule_applicable,
-                getattr(Slot, "__copy__", None))
+                Domain.is_empty, getattr(Slot, "__copy__", None))
 
     rasas = methods()
     speedups.install()
@@ -384,3 +384,13 @@ def test_predictions_over_whole_test_conversations_are_rasas(patched: None, agen
     ours = predict()
     assert ours == original(predict)
     assert len({policy for _, policy, _ in ours}) >= 2  # rules and memoization both decided some
+
+
+def test_a_domain_is_empty_exactly_when_rasa_says_so(patched: None) -> None:
+    from rasa.shared.core.domain import Domain
+
+    from clinic.settings import PROJECT_DIR
+
+    for domain in (Domain.empty(), Domain.load(str(PROJECT_DIR / "domain.yml")), Domain.from_dict({"intents": ["greet"]})):
+        assert domain.is_empty() == original(domain.is_empty) == domain.is_empty()
+    assert Domain.empty().is_empty() and not Domain.from_dict({"intents": ["greet"]}).is_empty()
