@@ -44,6 +44,33 @@ Measured with py-spy on the Rasa server under ``make bench`` (README "Performanc
 8. ``Domain.is_empty`` (asked for every message, before Rasa checks the parse for intents the
    domain lacks) renders the whole domain and an empty one as dicts and compares them: ~2.4% of
    the server's time. A loaded domain does not change, so the answer is kept on the object.
+9. ``DialogueStateTracker.copy`` (the message processor makes one before every action it runs,
+   ``action_listen`` included) builds an empty tracker and replays every event of the
+   conversation into it, so a turn late in a booking replayed the conversation several times.
+   A tracker's state is exactly what replaying its events gives (Rasa's own rule: "MUST be
+   re-creatable by processing all the events"), so here the copy takes that state directly: the
+   same events, copies of the slots, the loop and the latest action, the same latest messages,
+   and no ``model_id`` / ``assistant_id`` / ``sender_source`` (a replayed copy has none). Trackers
+   that are not plain ``DialogueStateTracker`` objects, that cap their event history or that
+   carry attributes this copy does not know take Rasa's replay.
+10. The message processor, the rule policy and the memoization policy deep-copy the dialogue
+   states, events and parse data they pass to ``structlogger.debug`` (so a debug log shows them
+   as they were), at every prediction and every action, also when debug logging is off and the
+   call does nothing: ~7% of the server's time under load. Those three modules use ``copy`` for
+   nothing else, so they now see a ``copy`` whose ``deepcopy`` copies only while structlog's
+   debug level is on (``rasa run --debug`` logs the same as before) and otherwise hands the
+   object to the no-op call as it is.
+11. ``RulePolicy._get_possible_keys`` checks every rule (and every unhappy-path rule of a form)
+   against the current turn at each prediction, twice per prediction: ~10% of the server's time.
+   A rule whose last turn asks for another previous action than the conversation's cannot pass
+   that check, so the rules are indexed by the action their last turn asks for and only those of
+   the conversation's previous action (and those asking for none) are checked; the checks and
+   the turns checked are Rasa's, so the same rules are found.
+12. The requests to the action server carry the conversation's whole tracker state (and the
+   domain for the form validators) as JSON, encoded by the standard library's pure-Python
+   encoder for aiohttp: ~5% of the server's time. The kept sessions (4.) encode with ujson (a
+   Rasa dependency) instead: the same JSON values, without spaces; anything ujson refuses (NaN,
+   integers beyond 64 bits) is encoded by ``json.dumps`` as before.
 
 :func:`install` is idempotent; :func:`uninstall` restores Rasa's originals (tests).
 """
@@ -51,18 +78,30 @@ Measured with py-spy on the Rasa server under ``make bench`` (README "Performanc
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
+import importlib
+import json
 import threading
+import time
+import types
+from collections import deque
 from typing import Any
 
 import aiohttp
+import ujson
 
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.exceptions import GraphRunError
+from rasa.shared.constants import DEFAULT_SENDER_ID
+from rasa.shared.core.constants import PREVIOUS_ACTION
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import BotUttered, Event, UserUttered
 from rasa.shared.core.slots import Slot
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import ACTION_NAME
 from rasa.utils.endpoints import EndpointConfig
 
 _lock = threading.Lock()
@@ -200,9 +239,17 @@ def _session(self: EndpointConfig) -> Any:
 
         kept = sessions[id(loop)] = aiohttp.ClientSession(
             headers=self.headers, auth=auth, timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
-            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S),
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S), json_serialize=encode_json,
         )
     return _KeptSession(kept)
+
+
+def encode_json(value: Any) -> str:
+    """JSON text of ``value``: ujson's, or the standard library's where ujson refuses it."""
+    try:
+        return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False, reject_bytes=True)
+    except (TypeError, OverflowError, ValueError):
+        return json.dumps(value)
 
 
 def _copy_states(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -256,14 +303,17 @@ def _copy_slot(self: Slot) -> Slot:
 _reversed_rules: dict[str, list[dict[str, Any]]] = {}
 
 
-def _is_rule_applicable(self: RulePolicy, rule_key: str, turn_index: int, conversation_state: dict[str, Any]) -> bool:
-    from rasa.shared.core.constants import PREVIOUS_ACTION
-
+def _reversed_rule(policy: RulePolicy, rule_key: str) -> list[dict[str, Any]]:
     reversed_rule_states = _reversed_rules.get(rule_key)
     if reversed_rule_states is None:
         if len(_reversed_rules) > 20_000:  # another model's rules: start over
             _reversed_rules.clear()
-        reversed_rule_states = _reversed_rules[rule_key] = list(reversed(self._rule_key_to_state(rule_key)))
+        reversed_rule_states = _reversed_rules[rule_key] = list(reversed(policy._rule_key_to_state(rule_key)))
+    return reversed_rule_states
+
+
+def _is_rule_applicable(self: RulePolicy, rule_key: str, turn_index: int, conversation_state: dict[str, Any]) -> bool:
+    reversed_rule_states = _reversed_rule(self, rule_key)
     # from here on, Rasa's RulePolicy._is_rule_applicable
     if turn_index >= len(reversed_rule_states):
         return True
@@ -276,6 +326,43 @@ def _is_rule_applicable(self: RulePolicy, rule_key: str, turn_index: int, conver
     return self._does_rule_match_state(reversed_rule_states[turn_index], conversation_state)
 
 
+def _get_possible_keys(self: RulePolicy, lookup: dict[str, str], states: list[dict[str, Any]]) -> set[str]:
+    if not states:
+        return set(lookup.keys())
+    # Rasa's loop, except that the rules checked against the current turn are only those that
+    # can match its previous action (any other is certain to fail Rasa's check)
+    previous_action = states[-1].get(PREVIOUS_ACTION) or {}
+    by_action = _rules_by_last_action(self, lookup)
+    name = previous_action.get(ACTION_NAME)
+    possible_keys = [*by_action.get(name, ()), *by_action[None]] if isinstance(name, str) else by_action[None]
+    for i, state in enumerate(reversed(states)):
+        possible_keys = [key for key in possible_keys if self._is_rule_applicable(key, i, state)]
+    return set(possible_keys)
+
+
+_rule_indexes: dict[int, tuple[dict[str, str], frozenset[str], dict[str | None, list[str]]]] = {}
+
+
+def _rules_by_last_action(policy: RulePolicy, lookup: dict[str, str]) -> dict[str | None, list[str]]:
+    """The lookup's rules by the action name their last turn requires as previous action (``None``:
+    no name required, or no turns), remembered for as long as the lookup holds the same rules."""
+    kept = _rule_indexes.get(id(lookup))
+    if kept is not None and kept[0] is lookup and kept[1] == lookup.keys():
+        return kept[2]
+    from rasa.shared.core.constants import SHOULD_NOT_BE_SET
+
+    index: dict[str | None, list[str]] = {None: []}
+    for key in lookup:
+        rule = _reversed_rule(policy, key)
+        name = (rule[0].get(PREVIOUS_ACTION) or {}).get(ACTION_NAME) if rule else None
+        required = isinstance(name, str) and name and name != SHOULD_NOT_BE_SET
+        index.setdefault(name if required else None, []).append(key)
+    if len(_rule_indexes) > 16:
+        _rule_indexes.clear()
+    _rule_indexes[id(lookup)] = (lookup, frozenset(lookup), index)
+    return index
+
+
 def _domain_is_empty(self: Domain) -> bool:
     known = self.__dict__.get("_clinic_is_empty")
     if known is None:
@@ -283,8 +370,84 @@ def _domain_is_empty(self: Domain) -> bool:
     return known
 
 
+# Everything a DialogueStateTracker holds (Rasa 3.6 ``__init__``), and what this project keeps on
+# one (the states memo above, the tracker store's count of stored events): not copied, as replay.
+_TRACKER_ATTRIBUTES = frozenset({
+    "_max_event_history", "events", "sender_id", "slots", "sender_source", "is_rule_tracker", "_paused",
+    "followup_action", "latest_action", "latest_message", "latest_bot_utterance", "active_loop", "model_id",
+    "assistant_id", "_clinic_states", "_clinic_stored_events",
+})
+
+
+def _copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
+    state = self.__dict__
+    if (type(self) is not DialogueStateTracker or self._max_event_history is not None
+            or type(self.slots) is not dict or not _TRACKER_ATTRIBUTES.issuperset(state)):
+        return _originals["tracker_copy"](self)
+    events = self.events
+    new = DialogueStateTracker.__new__(DialogueStateTracker)
+    new.__dict__.update(
+        _max_event_history=None,
+        events=deque(events),
+        sender_id=self.sender_id or DEFAULT_SENDER_ID,  # as init_copy
+        slots={name: copy.copy(slot) for name, slot in self.slots.items()},
+        sender_source=None,
+        is_rule_tracker=self.is_rule_tracker,
+        _paused=self._paused,
+        followup_action=self.followup_action,
+        latest_action=None if self.latest_action is None else dict(self.latest_action),
+        latest_message=_event_or_own_copy(self.latest_message, events, UserUttered),
+        latest_bot_utterance=_event_or_own_copy(self.latest_bot_utterance, events, BotUttered),
+        active_loop=None if self.active_loop is None else dataclasses.replace(self.active_loop),
+        model_id=None,
+        assistant_id=None,
+    )
+    return new
+
+
+def _event_or_own_copy(latest: Any, events: deque, kind: type) -> Any:
+    """A replayed copy points at the same event when the latest message is one of the events,
+    and at a placeholder of its own, made during the replay, when not (``UserUttered.empty()``
+    after a reset, possibly edited by a later event)."""
+    if latest is None:
+        return None
+    for event in reversed(events):
+        if event is latest:
+            return latest
+    if type(latest) is not kind:
+        return latest
+    placeholder = copy.copy(latest)
+    placeholder.timestamp = time.time()
+    return placeholder
+
+
+# Rasa modules whose only use of ``copy.deepcopy`` is for arguments of structlog debug calls.
+_DEBUG_COPYING_MODULES = ("rasa.core.processor", "rasa.core.policies.rule_policy", "rasa.core.policies.memoization")
+
+
+class _DebugOnlyCopy(types.ModuleType):
+    """The ``copy`` module, except that ``deepcopy`` copies only while structlog logs debug."""
+
+    def __init__(self) -> None:
+        super().__init__("copy")
+        self.__dict__.update({k: v for k, v in vars(copy).items() if not k.startswith("__")})
+        self.deepcopy = _deepcopy_if_debug_logged
+
+
+def _deepcopy_if_debug_logged(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    return copy.deepcopy(value, memo) if _structlog_debug_on() else value
+
+
+def _structlog_debug_on() -> bool:
+    import structlog
+
+    wrapper = structlog.get_config().get("wrapper_class")
+    debug = getattr(wrapper, "debug", None)
+    return debug is None or getattr(debug, "__name__", "") != "_nop"
+
+
 def install() -> None:
-    """Replaces the eight Rasa methods (once per process)."""
+    """Replaces the Rasa methods above (once per process)."""
     with _lock:
         if _originals:
             return
@@ -297,6 +460,8 @@ def install() -> None:
         _originals["slot_copy"] = vars(Slot).get("__copy__")
         _originals["is_rule_applicable"] = RulePolicy._is_rule_applicable
         _originals["domain_is_empty"] = Domain.is_empty
+        _originals["tracker_copy"] = DialogueStateTracker.copy
+        _originals["get_possible_keys"] = RulePolicy._get_possible_keys
         RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
         Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[method-assign]
         DaskGraphRunner.run = _run_graph  # type: ignore[method-assign]
@@ -305,6 +470,12 @@ def install() -> None:
         Slot.__copy__ = _copy_slot  # type: ignore[attr-defined]
         RulePolicy._is_rule_applicable = _is_rule_applicable  # type: ignore[method-assign]
         Domain.is_empty = _domain_is_empty  # type: ignore[method-assign]
+        DialogueStateTracker.copy = _copy_tracker  # type: ignore[method-assign]
+        RulePolicy._get_possible_keys = _get_possible_keys  # type: ignore[method-assign]
+        for name in _DEBUG_COPYING_MODULES:
+            module = importlib.import_module(name)
+            _originals[f"copy module of {name}"] = module.copy
+            module.copy = _DebugOnlyCopy()  # type: ignore[attr-defined]
 
 
 def uninstall() -> None:
@@ -319,6 +490,10 @@ def uninstall() -> None:
         Domain.states_for_tracker_history = _originals.pop("states_for_tracker_history")  # type: ignore[method-assign]
         RulePolicy._is_rule_applicable = _originals.pop("is_rule_applicable")  # type: ignore[method-assign]
         Domain.is_empty = _originals.pop("domain_is_empty")  # type: ignore[method-assign]
+        DialogueStateTracker.copy = _originals.pop("tracker_copy")  # type: ignore[method-assign]
+        RulePolicy._get_possible_keys = _originals.pop("get_possible_keys")  # type: ignore[method-assign]
+        for name in _DEBUG_COPYING_MODULES:
+            importlib.import_module(name).copy = _originals.pop(f"copy module of {name}")  # type: ignore[attr-defined]
         slot_copy = _originals.pop("slot_copy")
         if slot_copy is None:
             del Slot.__copy__  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,14 +107,19 @@ def test_install_is_idempotent_and_uninstall_restores_rasa() -> None:
     speedups.uninstall()
     from rasa.engine.runner.dask import DaskGraphRunner
 
+    import importlib
+
     from rasa.core.policies.rule_policy import RulePolicy
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.slots import Slot
+    from rasa.shared.core.trackers import DialogueStateTracker
 
     def methods() -> tuple[Any, ...]:
         return (RemoteAction._validate_action_result, Event.resolve_by_type, DaskGraphRunner.run,
                 EndpointConfig.session, Domain.states_for_tracker_history, RulePolicy._is_rule_applicable,
-                Domain.is_empty, getattr(Slot, "__copy__", None))
+                Domain.is_empty, getattr(Slot, "__copy__", None), DialogueStateTracker.copy,
+                RulePolicy._get_possible_keys,
+                *(importlib.import_module(name).copy for name in speedups._DEBUG_COPYING_MODULES))
 
     rasas = methods()
     speedups.install()
@@ -256,8 +262,8 @@ def test_endpoint_requests_reuse_one_connection_with_rasas_results_and_errors(pa
                                   basic_auth={"username": "u", "password": "p"})
         try:
             first = await endpoint.request(json={"n": 1}, method="post")
-            second = await endpoint.request(json={"n": 2}, method="post")
-            assert first["echo"] == {"n": 1} and second["echo"] == {"n": 2}
+            second = await endpoint.request(json={"n": 2, "text": "¿cuánto cuesta? 😀 </script>"}, method="post")
+            assert first["echo"] == {"n": 1} and second["echo"] == {"n": 2, "text": "¿cuánto cuesta? 😀 </script>"}
             assert first["auth"].startswith("Basic ") and first["token"] == "t0k"
             assert peers[0] == peers[1]  # the same keep-alive connection
             with pytest.raises(ClientResponseError) as error:
@@ -394,3 +400,228 @@ def test_a_domain_is_empty_exactly_when_rasa_says_so(patched: None) -> None:
     for domain in (Domain.empty(), Domain.load(str(PROJECT_DIR / "domain.yml")), Domain.from_dict({"intents": ["greet"]})):
         assert domain.is_empty() == original(domain.is_empty) == domain.is_empty()
     assert Domain.empty().is_empty() and not Domain.from_dict({"intents": ["greet"]}).is_empty()
+
+
+# ---------------------------------------------------------------------------- tracker copies
+
+
+def tracker_state(tracker: Any) -> dict[str, Any]:
+    """Everything a tracker holds, for comparing a copy with Rasa's replayed copy."""
+    import dataclasses
+
+    from rasa.shared.core.trackers import EventVerbosity
+
+    return {
+        "type": type(tracker),
+        "events": list(tracker.events),
+        "same event objects": [id(e) for e in tracker.events],
+        "slots": {name: (type(slot), vars(slot)) for name, slot in tracker.slots.items()},
+        "active_loop": dataclasses.asdict(tracker.active_loop) if tracker.active_loop else None,
+        "latest_message": latest(tracker.latest_message, tracker.events),
+        "latest_bot_utterance": latest(tracker.latest_bot_utterance, tracker.events),
+        "plain": {key: value for key, value in vars(tracker).items()
+                  if key not in {"events", "slots", "active_loop", "latest_message", "latest_bot_utterance"}
+                  and not key.startswith("_clinic_")},
+        "dump": tracker.current_state(EventVerbosity.ALL),
+    }
+
+
+def latest(message: Any, events: Any) -> tuple[dict[str, Any], bool]:
+    """A latest message's content, and whether it is one of the events (else a placeholder,
+    whose timestamp is when it was made)."""
+    one_of_them = any(e is message for e in events)
+    content = dict(vars(message))
+    if not one_of_them:
+        assert abs(content.pop("timestamp") - time.time()) < 60
+    return content, one_of_them
+
+
+def served_trackers() -> list[Any]:
+    """Trackers as the server holds them: read back from stored events, with a model id, in the
+    middle of a form, after a session start (placeholders for the latest messages), edited."""
+    from rasa.shared.core.events import (ActionExecuted, BotUttered, DefinePrevUserUtteredFeaturization,
+                                         SessionStarted, SlotSet, UserUttered)
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    domain, trackers = story_trackers()
+    served = [DialogueStateTracker.from_dict(t.sender_id, [e.as_dict() for e in t.events], domain.slots)
+              for t in trackers]
+    for tracker in served[::7]:
+        tracker.model_id, tracker.assistant_id, tracker.sender_source = "model-1", "clinic", "rest"
+    fresh = DialogueStateTracker.from_events("fresh", [ActionExecuted("action_session_start"), SessionStarted(),
+                                                       ActionExecuted("action_listen")], domain.slots)
+    fresh.update(DefinePrevUserUtteredFeaturization(True))  # edits the placeholder latest message
+    both = DialogueStateTracker.from_events("both", [UserUttered("hi", {"name": "greet"}), BotUttered("hello"),
+                                                     SlotSet("patient_name", "Sam")], domain.slots)
+    return [*served, fresh, both, DialogueStateTracker("", domain.slots)]
+
+
+def test_tracker_copies_hold_what_rasas_replayed_copies_hold(patched: None) -> None:
+    domain, _ = story_trackers()
+    trackers = served_trackers()
+    assert any(t.active_loop for t in trackers) and any(t.model_id for t in trackers)
+    trackers[-4].past_states(domain)  # with the states memo on it
+    for tracker in trackers:
+        ours = tracker.copy()
+        theirs = original(lambda: tracker.copy())
+        assert ours is not tracker
+        assert tracker_state(ours) == tracker_state(theirs)
+
+
+def test_a_tracker_copy_can_be_changed_without_touching_the_original(patched: None) -> None:
+    from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet
+
+    for tracker in served_trackers()[::5]:
+        before = tracker_state(tracker)
+        copied = tracker.copy()
+        copied.update(ActiveLoop("booking_form"))
+        copied.update(SlotSet("patient_name", "Alex"))
+        copied.reject_action("booking_form")
+        copied.update(ActionExecuted("action_listen"))
+        copied.slots["offered_slots"].value = ["a slot"]
+        assert tracker_state(tracker) == before
+
+
+def test_unusual_trackers_are_copied_by_replaying_their_events(patched: None) -> None:
+    from rasa.shared.core.events import SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    class Custom(DialogueStateTracker):
+        pass
+
+    domain, _ = story_trackers()
+    events = [SlotSet("patient_name", "Sam")]
+    capped = DialogueStateTracker.from_events("c", events, domain.slots, max_event_history=5)
+    custom = Custom.from_events("c", events, domain.slots)
+    tagged = DialogueStateTracker.from_events("c", events, domain.slots)
+    tagged.note = "kept by someone else"
+    for tracker in (capped, custom, tagged):
+        assert tracker_state(tracker.copy()) == tracker_state(original(lambda: tracker.copy()))
+    assert type(custom.copy()) is DialogueStateTracker  # as Rasa's init_copy makes it
+    assert not hasattr(tagged.copy(), "note")
+
+
+# ---------------------------------------------------------------------------- debug-log copies
+
+
+def test_rasas_debug_log_arguments_are_copied_only_when_debug_is_logged(patched: None) -> None:
+    import logging
+
+    import structlog
+    from rasa.core import processor
+    from rasa.core.policies import memoization, rule_policy
+    from rasa.utils.log_utils import configure_structlog
+
+    states = [{"user": {"intent": "greet"}, "prev_action": {"action_name": "action_listen"}}]
+    before = structlog.get_config()
+    try:
+        for module in (processor, rule_policy, memoization):
+            configure_structlog(logging.INFO)
+            assert module.copy.deepcopy(states) is states  # the debug call drops it unread
+            assert module.copy.copy(states) == states and module.copy.copy(states) is not states
+            configure_structlog(logging.DEBUG)
+            logged = module.copy.deepcopy(states)
+            assert logged == states and logged[0]["user"] is not states[0]["user"]  # a snapshot, as Rasa's
+    finally:
+        structlog.configure(**before)
+
+
+def test_those_modules_deep_copy_nothing_but_debug_log_arguments() -> None:
+    """If a Rasa upgrade deep-copies something for real in these modules, this fails."""
+    import ast
+    import importlib
+    import inspect
+
+    for name in speedups._DEBUG_COPYING_MODULES:
+        tree = ast.parse(inspect.getsource(importlib.import_module(name)))
+        in_debug_calls = set()
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "debug"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "structlogger"):
+                in_debug_calls.update(id(inner) for inner in ast.walk(node))
+        deep_copies = [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "deepcopy"]
+        assert deep_copies, name
+        assert all(id(node) in in_debug_calls for node in deep_copies), name
+        uses_of_copy = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                        and isinstance(node.value, ast.Name) and node.value.id == "copy"}
+        assert uses_of_copy <= {"deepcopy", "copy"}, name
+
+
+# ---------------------------------------------------------------------------- rules, JSON
+
+
+def rule_policy(agent: Any) -> Any:
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    found = [node._component for node in agent.processor.graph_runner._instantiated_nodes.values()
+             if isinstance(getattr(node, "_component", None), RulePolicy)]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_rules_found_for_each_conversation_turn_are_rasas(patched: None, agent: Any) -> None:
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH
+
+    domain, trackers = story_trackers()
+    policy = rule_policy(agent)
+    cases = found = 0
+    for tracker in trackers:
+        for use_text in (False, True):
+            states = policy._prediction_states(tracker, domain, use_text, rule_only_data=policy._get_rule_only_data())
+            for lookup in (policy.lookup[RULES], policy.lookup[RULES_FOR_LOOP_UNHAPPY_PATH]):
+                ours = policy._get_possible_keys(lookup, states)
+                assert ours == original(lambda: policy._get_possible_keys(lookup, states))
+                cases += 1
+                found += bool(ours)
+    assert cases > 200 and found > 50  # rules found in many turns, none in others
+    for states in ([], [{}], [{"prev_action": {"action_text": "hi"}}], [{"user": {"intent": "greet"}}]):
+        for lookup in (policy.lookup[RULES], policy.lookup[RULES_FOR_LOOP_UNHAPPY_PATH], {}):
+            assert policy._get_possible_keys(lookup, states) == original(lambda: policy._get_possible_keys(lookup, states))
+
+
+def test_rules_are_indexed_again_when_the_lookup_changes(patched: None, agent: Any) -> None:
+    from rasa.core.policies.rule_policy import RULES
+
+    domain, trackers = story_trackers()
+    policy = rule_policy(agent)
+    states = policy._prediction_states(trackers[3], domain, rule_only_data=policy._get_rule_only_data())
+    lookup = dict(policy.lookup[RULES])
+    matched = policy._get_possible_keys(lookup, states)
+    assert matched
+    for key in matched:
+        del lookup[key]
+    lookup.update({key + " ": "x" for key in list(lookup)[: len(matched)]})  # same size, other rules
+    assert policy._get_possible_keys(lookup, states) == original(lambda: policy._get_possible_keys(lookup, states))
+
+
+def action_payloads() -> list[Any]:
+    from rasa.shared.core.domain import Domain
+
+    from clinic.settings import PROJECT_DIR
+
+    domain = Domain.load(str(PROJECT_DIR / "domain.yml"))
+    validator = RemoteAction("validate_booking_form", EndpointConfig("http://127.0.0.1:1/webhook"))
+    return [validator._action_call_format(tracker, domain) for tracker in served_trackers()]
+
+
+@pytest.mark.parametrize("value", [
+    {"text": "¿cuánto cuesta? 😀 </script> \u0000 \n \"quoted\"", "slash": "a/b"},
+    {"floats": [0.1, 1e-7, 1796345765.3323784, -0.0, 1e300, 0.30000000000000004], "ints": [0, -1, 2**63 - 1]},
+    {"nested": {"a": [None, True, False, {"b": []}]}, "": ""},
+    {"big": 2**70}, {"nan": float("nan")}, {"inf": float("inf")},
+])
+def test_action_requests_are_encoded_as_the_same_json(value: Any) -> None:
+    import json
+
+    text = speedups.encode_json(value)
+    theirs = json.dumps(value)
+    assert json.loads(text) == json.loads(theirs) or text == theirs  # NaN is not equal to itself
+
+
+def test_whole_action_requests_are_encoded_as_the_same_json() -> None:
+    import json
+
+    payloads = action_payloads()
+    assert any("domain" in p for p in payloads) and any(len(p["tracker"]["events"]) > 30 for p in payloads)
+    for payload in payloads:
+        assert json.loads(speedups.encode_json(payload)) == json.loads(json.dumps(payload))
