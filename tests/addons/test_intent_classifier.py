@@ -93,3 +93,60 @@ def test_dense_features_take_rasas_path(trained: tuple) -> None:
     ours.clf.n_features_in_ = VOCABULARY + 8
     ours.process([msg])
     assert msg.get("intent")["name"] in INTENTS
+
+
+def test_the_fitted_classifier_loads_from_plain_arrays_as_rasas_skops_file(trained: tuple) -> None:
+    from addons import intent_classifier
+
+    storage, resource, _ = trained
+    with storage.read_from(resource) as model_dir:
+        assert (model_dir / intent_classifier.ARRAYS).is_file() and (model_dir / f"{resource.name}.skops").is_file()
+    ours, rasas = load(TunedLogisticRegressionClassifier, trained), load(LogisticRegressionClassifier, trained)
+    assert ours.clf.get_params() == rasas.clf.get_params()
+    for name in (*intent_classifier.FITTED, "n_features_in_"):
+        theirs = getattr(rasas.clf, name)
+        assert np.array_equal(getattr(ours.clf, name), theirs) and np.asarray(getattr(ours.clf, name)).dtype == np.asarray(theirs).dtype
+
+
+def test_loading_the_classifier_does_not_import_skops(trained: tuple) -> None:
+    import subprocess
+    import sys
+
+    storage, _, _ = trained
+    script = f"""
+import sys
+from pathlib import Path
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from addons.intent_classifier import TunedLogisticRegressionClassifier
+config = {{**TunedLogisticRegressionClassifier.get_default_config(), "C": 20.0}}
+component = TunedLogisticRegressionClassifier.load(config, LocalModelStorage(Path({str(storage._storage_path)!r})),
+                                                    Resource("lr"), ExecutionContext(GraphSchema({{}}), "test"))
+assert hasattr(component.clf, "coef_"), "not loaded"
+print("skops" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_model_saved_by_rasa_alone_still_loads(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    storage = LocalModelStorage(tmp_path)
+    resource, context = Resource("lr"), ExecutionContext(GraphSchema({}), "test")
+    config = {**TunedLogisticRegressionClassifier.get_default_config(), "max_iter": 300}
+    rasas = LogisticRegressionClassifier.create(config, storage, resource, context)
+    rasas.train(TrainingData(training_examples=[message(rng, INTENTS[i % len(INTENTS)]) for i in range(60)]))
+    ours = TunedLogisticRegressionClassifier.load(config, storage, resource, context)
+    assert np.array_equal(ours.clf.coef_, rasas.clf.coef_) and list(ours.clf.classes_) == list(rasas.clf.classes_)
+
+
+def test_an_untrained_classifier_loads_as_a_new_one(tmp_path: Path) -> None:
+    storage = LocalModelStorage(tmp_path)
+    resource, context = Resource("lr"), ExecutionContext(GraphSchema({}), "test")
+    config = TunedLogisticRegressionClassifier.get_default_config()
+    TunedLogisticRegressionClassifier.create(config, storage, resource, context).persist()
+    loaded = TunedLogisticRegressionClassifier.load(config, storage, resource, context)
+    assert not hasattr(loaded.clf, "coef_")
