@@ -30,7 +30,10 @@ Measured with py-spy on the Rasa server under ``make bench`` (README "Performanc
    ~28% of a FAQ turn in-process. The rule policy's second call asks for exactly the states of
    the first; here a result is remembered on the tracker object for as long as its events are
    the same ones (same count, same last event) and the same arguments are asked for, and each
-   caller gets its own copy (callers edit the last state).
+   caller gets its own copy (callers edit the last state). The rule and the memoization policy
+   ask with different arguments (rule-only turns kept or left out) for the same replay: the
+   replay and each turn's state are made once per tracker and both answers are built from them
+   by Rasa's own loop.
 6. Every tracker Rasa builds (one per action while replaying a conversation for the states, one
    per action run, one per read) copies each slot with ``copy.copy``, which goes through the
    pickle protocol: ~4% of the server's time. Rasa's slot classes define no copy or pickle
@@ -269,10 +272,49 @@ def _states_for_tracker_history(self: Domain, tracker: Any, omit_unset_slots: bo
            None if rule_only_data is None else repr(sorted(rule_only_data.items())))
     states = memo[1].get(key)
     if states is None:
-        states = memo[1][key] = _originals["states_for_tracker_history"](
-            self, tracker, omit_unset_slots=omit_unset_slots, ignore_rule_only_turns=ignore_rule_only_turns,
-            rule_only_data=rule_only_data)
+        if omit_unset_slots:
+            states = _originals["states_for_tracker_history"](
+                self, tracker, omit_unset_slots=omit_unset_slots, ignore_rule_only_turns=ignore_rule_only_turns,
+                rule_only_data=rule_only_data)
+        else:
+            turns = memo[1].get("turns")
+            if turns is None:
+                turns = memo[1]["turns"] = _prior_turns(self, tracker)
+            states = _states_of_turns(self, turns, ignore_rule_only_turns, rule_only_data)
+        memo[1][key] = states
     return _copy_states(states)
+
+
+def _prior_turns(domain: Domain, tracker: Any) -> list[tuple[Any, ...]]:
+    """What Rasa's ``states_for_tracker_history`` reads of each prior tracker, from one replay."""
+    return [(hide_rule_turn, domain._get_prev_action_sub_state(tr), tr.followup_action, tr.latest_action_name,
+             tr.active_loop_name, domain.get_active_state(tr))
+            for tr, hide_rule_turn in tracker.generate_all_prior_trackers()]
+
+
+def _states_of_turns(domain: Domain, turns: list[tuple[Any, ...]], ignore_rule_only_turns: bool,
+                     rule_only_data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Rasa's ``states_for_tracker_history`` loop (``omit_unset_slots=False``) over the turns."""
+    if not ignore_rule_only_turns:
+        return [domain._clean_state(active) for *_, active in turns]
+    states: list[dict[str, Any]] = []
+    last_ml_action_sub_state = None
+    turn_was_hidden = False
+    for hide_rule_turn, prev_action, followup_action, latest_action_name, active_loop_name, active in turns:
+        if not turn_was_hidden:
+            last_ml_action_sub_state = prev_action
+        if not followup_action and not latest_action_name == active_loop_name:
+            turn_was_hidden = hide_rule_turn
+        if turn_was_hidden:
+            continue
+        state = {key: dict(sub) for key, sub in active.items()}  # edited below; the turns stay as they are
+        domain._remove_rule_only_features(state, rule_only_data)
+        if states:
+            domain._substitute_rule_only_user_input(state, states[-1])
+        if last_ml_action_sub_state:
+            state[PREVIOUS_ACTION] = last_ml_action_sub_state
+        states.append(domain._clean_state(state))
+    return states
 
 
 _PICKLE_METHODS = ("__reduce_ex__", "__reduce__", "__getstate__", "__setstate__", "__getnewargs_ex__", "__getnewargs__")

@@ -625,3 +625,33 @@ def test_whole_action_requests_are_encoded_as_the_same_json() -> None:
     assert any("domain" in p for p in payloads) and any(len(p["tracker"]["events"]) > 30 for p in payloads)
     for payload in payloads:
         assert json.loads(speedups.encode_json(payload)) == json.loads(json.dumps(payload))
+
+
+def test_dialogue_states_of_served_conversations_with_hidden_rule_turns_are_rasas(patched: None, agent: Any) -> None:
+    """Conversations played through the model, where rule-only turns are hidden from the
+    memoization policy's states: every prefix gives Rasa's states for every set of arguments."""
+    import asyncio
+
+    from rasa.shared.core.events import ActionExecuted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    async def play(sender: str, texts: list[str]) -> Any:
+        for text in texts:
+            await agent.handle_text(text, sender_id=sender)
+        return await agent.tracker_store.retrieve(sender)
+
+    conversations = [["hi", "how much does a single infusion cost", "thanks", "what are the side effects"],
+                     ["hello", "I take lithium, is ketamine safe for me?", "ok"],
+                     ["hey", "what is ketamine", "i want to die"]]
+    trackers = [asyncio.run(play(f"states-{n}", texts)) for n, texts in enumerate(conversations)]
+    events = [e for t in trackers for e in t.events]
+    assert any(isinstance(e, ActionExecuted) and e.hide_rule_turn for e in events)
+    rule_only = rule_policy(agent)._get_rule_only_data()
+    arguments = [*ARGUMENTS, {"ignore_rule_only_turns": True, "rule_only_data": rule_only}]
+    for tracker in trackers:
+        for cut in [i for i, e in enumerate(tracker.events) if isinstance(e, ActionExecuted)] + [len(tracker.events)]:
+            prefix = DialogueStateTracker.from_events(tracker.sender_id, list(tracker.events)[:cut],
+                                                      agent.domain.slots)
+            for args in arguments:
+                assert prefix.past_states(agent.domain, **args) == original(
+                    lambda: prefix.past_states(agent.domain, **args))
