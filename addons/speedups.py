@@ -97,15 +97,17 @@ import ujson
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.exceptions import GraphRunError
-from rasa.shared.constants import DEFAULT_SENDER_ID
-from rasa.shared.core.constants import PREVIOUS_ACTION
 from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.shared.constants import DEFAULT_SENDER_ID
+from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, Event, UserUttered
 from rasa.shared.core.slots import Slot
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import ACTION_NAME
 from rasa.utils.endpoints import EndpointConfig
+
+from addons.tracker_store import STORED
 
 _lock = threading.Lock()
 _originals: dict[str, Any] = {}
@@ -255,9 +257,16 @@ def encode_json(value: Any) -> str:
         return json.dumps(value)
 
 
-def _copy_states(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
     # a state is {sub-state: {key: str | tuple | float}}: two levels hold everything mutable
-    return [{key: dict(sub) for key, sub in state.items()} for state in states]
+    return {key: dict(sub) for key, sub in state.items()}
+
+
+def _copy_states(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_copy_state(state) for state in states]
+
+
+STATES_MEMO = "_clinic_states"
 
 
 def _states_for_tracker_history(self: Domain, tracker: Any, omit_unset_slots: bool = False,
@@ -265,9 +274,9 @@ def _states_for_tracker_history(self: Domain, tracker: Any, omit_unset_slots: bo
                                 rule_only_data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     events = tracker.events
     mark = (id(self), len(events), id(events[-1]) if events else None)
-    memo = tracker.__dict__.get("_clinic_states")
+    memo = tracker.__dict__.get(STATES_MEMO)
     if memo is None or memo[0] != mark:
-        memo = tracker.__dict__["_clinic_states"] = (mark, {})
+        memo = tracker.__dict__[STATES_MEMO] = (mark, {})
     key = (omit_unset_slots, ignore_rule_only_turns,
            None if rule_only_data is None else repr(sorted(rule_only_data.items())))
     states = memo[1].get(key)
@@ -307,7 +316,7 @@ def _states_of_turns(domain: Domain, turns: list[tuple[Any, ...]], ignore_rule_o
             turn_was_hidden = hide_rule_turn
         if turn_was_hidden:
             continue
-        state = {key: dict(sub) for key, sub in active.items()}  # edited below; the turns stay as they are
+        state = _copy_state(active)  # edited below; the turns stay as they are
         domain._remove_rule_only_features(state, rule_only_data)
         if states:
             domain._substitute_rule_only_user_input(state, states[-1])
@@ -391,8 +400,6 @@ def _rules_by_last_action(policy: RulePolicy, lookup: dict[str, str]) -> dict[st
     kept = _rule_indexes.get(id(lookup))
     if kept is not None and kept[0] is lookup and kept[1] == lookup.keys():
         return kept[2]
-    from rasa.shared.core.constants import SHOULD_NOT_BE_SET
-
     index: dict[str | None, list[str]] = {None: []}
     for key in lookup:
         rule = _reversed_rule(policy, key)
@@ -417,7 +424,7 @@ def _domain_is_empty(self: Domain) -> bool:
 _TRACKER_ATTRIBUTES = frozenset({
     "_max_event_history", "events", "sender_id", "slots", "sender_source", "is_rule_tracker", "_paused",
     "followup_action", "latest_action", "latest_message", "latest_bot_utterance", "active_loop", "model_id",
-    "assistant_id", "_clinic_states", "_clinic_stored_events",
+    "assistant_id", STATES_MEMO, STORED,
 })
 
 
