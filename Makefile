@@ -42,7 +42,9 @@ deps: $(DEPS)
 $(DEPS): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip==24.2"
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt "setuptools==70.3.0"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt "setuptools==70.3.0" \
+		|| { echo "pip install failed; retrying once without pip's cache (a download can arrive damaged)"; \
+		     $(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir -r requirements.txt "setuptools==70.3.0"; }
 	@rm -f $(VENV)/.deps-*
 	@touch $@
 
