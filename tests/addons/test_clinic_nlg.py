@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -83,6 +85,28 @@ def test_every_response_renders_without_a_left_over_placeholder(clinic_copy: Pat
             assert not re.search(r"{\w+}", text), (response, channel, text)
 
 
+def test_button_payloads_render_as_sent_and_log_no_error(clinic_copy: Path, domain: Domain,
+                                                         caplog: pytest.LogCaptureFixture,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """A payload like /inform{"email":"none"} reaches the patient's button intact, with no ERROR
+    traceback from Rasa's interpolator (domain.yml doubles the JSON braces)."""
+    nlg = ClinicNLG(domain=domain)
+    with_buttons = [name for name, variations in domain.responses.items() if any(v.get("buttons") for v in variations)]
+    assert with_buttons
+
+    for response in with_buttons:
+        for channel in ("rest", "twilio"):
+            message = asyncio.run(nlg.generate(response, tracker(domain), channel))
+            for button in message.get("buttons") or []:
+                intent, _, entities = button["payload"].partition("{")
+                assert intent.startswith("/") and "{{" not in button["payload"], (response, button)
+                if entities:
+                    assert isinstance(json.loads("{" + entities), dict), (response, button)
+    logged = caplog.text + "".join(capfd.readouterr())  # Rasa's structlog writes to the console
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "interpolator" not in logged and "Traceback" not in logged
+
+
 def test_the_sms_channel_gets_the_sms_variation(clinic_copy: Path, domain: Domain) -> None:
     nlg = ClinicNLG(domain=domain)
 
@@ -103,7 +127,8 @@ def test_a_changed_profile_changes_the_next_answer(clinic_copy: Path, domain: Do
 
 
 def test_a_broken_edit_keeps_answering_with_the_last_good_profile(clinic_copy: Path, domain: Domain,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+                                                                 caplog: pytest.LogCaptureFixture,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
     nlg = ClinicNLG(domain=domain)
     before = say(nlg, domain, "utter_faq_clinic_info")
 
