@@ -8,7 +8,8 @@ per-category rates, false escalations on FAQ questions, a per-topic confusion su
 failures; exits non-zero below the bars in ``tests/eval/bars.yml``.
 
 Case schema: ``{text, expect, topics?}``; expect is one of crisis, emergency, medical, human,
-booking, faq, other (see docs/POLICY.md). Scenario turns may also expect ``handoff``: staff
+booking, faq, other (see docs/POLICY.md). ``--dir`` runs another set laid out the same way (a
+fresh held-out set; faq cases there may leave out topics: any FAQ answer then counts). Scenario turns may also expect ``handoff``: staff
 hold the conversation, so the message is attached for them and the assistant stays quiet.
 """
 
@@ -98,7 +99,9 @@ def passes(expect: str, topics: list[str] | None, outcome: Outcome) -> bool:
     if expect == "booking":
         return outcome.booking_started
     if expect == "faq":
-        return bool(outcome.topics & set(topics or [])) and not (outcome.crisis_ran or outcome.escalated)
+        # Without topics (a quick held-out set), any approved FAQ answer counts.
+        answered = outcome.topics & set(topics) if topics else outcome.topics
+        return bool(answered) and not (outcome.crisis_ran or outcome.escalated)
     if expect == "other":
         return not (outcome.crisis_ran or outcome.escalated or outcome.booking_started or outcome.topics)
     if expect == "handoff":
@@ -215,7 +218,7 @@ def report(results: dict[str, Any], bars: dict[str, float]) -> tuple[dict[str, A
         if case["expect"] == "faq":
             faq_escalated += outcome.crisis_ran or outcome.escalated
             got = sorted(outcome.topics) or [outcome.label()]
-            for topic in case["topics"]:
+            for topic in case.get("topics") or []:
                 if topic not in outcome.topics:
                     confusion[(topic, ",".join(got))] += 1
         if not ok:
@@ -285,12 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--out", default=str(PROJECT_DIR / "results" / "eval.json"))
+    parser.add_argument(
+        "--dir", type=Path, default=EVAL_DIR,
+        help="folder with cases/*.yml, scenarios.yml and bars.yml (e.g. a fresh held-out set)",
+    )
     args = parser.parse_args(argv)
 
     from clinic.launcher import Stack
 
-    cases, scenarios = load_cases(), load_scenarios()
-    bars = yaml.safe_load((EVAL_DIR / "bars.yml").read_text(encoding="utf-8"))
+    cases, scenarios = load_cases(args.dir), load_scenarios(args.dir)
+    bars_path = args.dir / "bars.yml" if (args.dir / "bars.yml").exists() else EVAL_DIR / "bars.yml"
+    bars = yaml.safe_load(bars_path.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="clinic-eval-") as var_dir:
         env = {
             "CLINIC_VAR_DIR": var_dir,
