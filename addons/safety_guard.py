@@ -1,8 +1,9 @@
 """Rasa NLU adapter for the safety guard (the logic lives in :mod:`clinic.guard`).
 
-Runs after the trained classifier. When the guard fires it overrides the intent (``crisis`` or
-``medical_question``, confidence 1.0) unless the classifier already chose something at least
-as severe; either layer alone is enough to escalate. It always writes its verdict to the parse
+Runs after the trained classifier. When the guard fires it overrides the intent (``crisis``,
+``medical_question`` or, for a plain request for a person, ``request_human``; confidence 1.0)
+unless the classifier already chose something at least as severe; either layer alone is
+enough to escalate. It always writes its verdict to the parse
 data under ``guard`` (rule and matched words) and the entity ``language`` (``en`` | ``es``).
 The one thing it may undo is a classifier
 ``crisis`` (or ``medical_question`` with no medical term in the message) whose only danger
@@ -25,8 +26,8 @@ from rasa.shared.nlu.training_data.message import Message
 from clinic.guard import GuardResult, default_guard
 
 GUARD_KEY = "guard"
-_GUARD_INTENT = {"crisis": "crisis", "emergency": "crisis", "medical": "medical_question"}
-_SEVERITY = {"crisis": 2, "medical_question": 1}
+_GUARD_INTENT = {"crisis": "crisis", "emergency": "crisis", "medical": "medical_question", "human": "request_human"}
+_SEVERITY = {"crisis": 3, "medical_question": 2, "request_human": 1}
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)

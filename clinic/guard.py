@@ -11,6 +11,8 @@ compiled from the lexicons in ``clinic/lexicons/``. Rules combine the matches:
 * ``medical``: a personal medical question: a named medicine, or a condition, symptom, dose,
   test result or pregnancy framed as the writer's own (or a relative's), or a request for a
   personal verdict ("is it safe for me").
+* ``human``: asking for a person ("operator", "REPRESENTATIVE", "just get me a human"); the
+  lowest rule, so a crisis or a medical question in the same message wins.
 
 The result says which rule fired and which words matched, so staff and auditors can see why.
 """
@@ -85,7 +87,7 @@ _WORD_RE = re.compile(r"[\w'/]+", re.UNICODE)
 class GuardResult:
     """The guard's verdict on one message."""
 
-    category: str | None = None  # "crisis" | "emergency" | "medical" | None
+    category: str | None = None  # "crisis" | "emergency" | "medical" | "human" | None
     rule: str | None = None
     matched: list[str] = field(default_factory=list)
     language: str = "en"
@@ -178,6 +180,15 @@ class SafetyGuard:
         self._add("DOSE_WORD", framing.get("dose", []))
         self._add("TEST", framing.get("tests", []), typos=1)
         self._add("VERDICT", _load_yaml(self._dir, "verdict.yml").get("phrases", []))
+        human = _load_yaml(self._dir, "human.yml")
+        self._add("HUMAN", human.get("phrases", []), typos=1)
+        self._person_fillers = set(human.get("fillers", []))
+        self._person_words = {
+            " ".join(w for w in self._normalize(p).split() if w not in self._person_fillers)
+            for p in human.get("whole_message", [])
+        }
+        for phrase in human.get("whole_message", []):
+            self._remember_words(phrase, typos=1)
         self._typo_index = _build_typo_index(self._typo_targets)
 
     # -- compiling -------------------------------------------------------------------------
@@ -345,7 +356,18 @@ class SafetyGuard:
             return _fire(result, "emergency", "acute_emergency", emergency + overdose)
         if ingested:
             return _fire(result, "emergency", "accidental_ingestion", get("INGESTION") + get("MEDICINE") + get("MEDICINE_WORD"))
-        return self._medical(doc, text, spans, result)
+        result = self._medical(doc, text, spans, result)
+        if not result.fired:
+            if get("HUMAN"):
+                return _fire(result, "human", "asks_for_a_person", get("HUMAN"))
+            if self._names_a_person(doc):
+                return _fire(result, "human", "names_a_person", [doc[:]])
+        return result
+
+    def _names_a_person(self, doc: Doc) -> bool:
+        """Whether the whole message, filler words left out, names a person to talk to."""
+        words = [t.lower_ for t in doc if t.is_alpha and t.lower_ not in self._person_fillers]
+        return 0 < len(words) <= 3 and " ".join(words) in self._person_words
 
     def _pattern_matches(self, doc: Doc) -> list[tuple[int, int, int]]:
         """Matcher results, running the Matcher only on windows that start where a pattern can.

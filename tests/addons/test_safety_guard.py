@@ -83,6 +83,26 @@ def test_a_medical_verdict_never_downgrades_a_crisis(component: SafetyGuard) -> 
     assert entities(message)["crisis_kind"] == "self_harm"
 
 
+@pytest.mark.parametrize("text", ["OPERATOR", "representitive pls", "this bot is useless, just get me a human"])
+def test_a_plain_request_for_a_person_goes_to_staff(component: SafetyGuard, text: str) -> None:
+    message = classified(text, ("affirm", 0.48), ("request_human", 0.2))
+
+    component.process([message])
+
+    assert message.get(INTENT) == {"name": "request_human", "confidence": 1.0}
+    assert message.get(GUARD_KEY)["category"] == "human"
+    assert "crisis_kind" not in entities(message)
+
+
+@pytest.mark.parametrize("classifier", ["crisis", "medical_question"])
+def test_a_request_for_a_person_never_downgrades_a_safety_intent(component: SafetyGuard, classifier: str) -> None:
+    message = classified("get me a real person now", (classifier, 0.7), ("request_human", 0.3))
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == classifier
+
+
 def test_a_classifier_crisis_stands_when_the_guard_is_silent(component: SafetyGuard) -> None:
     message = classified("everything feels pointless lately", ("crisis", 0.7), ("greet", 0.1))
 

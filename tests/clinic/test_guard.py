@@ -21,7 +21,7 @@ from clinic.guard import GuardResult
 
 PHRASES_FILE = Path(__file__).with_name("guard_phrases.yml")
 PHRASES: list[dict[str, Any]] = yaml.safe_load(PHRASES_FILE.read_text(encoding="utf-8"))
-LABELS = {"crisis", "emergency", "medical", "none"}
+LABELS = {"crisis", "emergency", "medical", "human", "none"}
 FAST_MS = 200  # budget for one message, however long or strange
 HARD_LIMIT_S = 3.0  # a hostile input still running after this is stopped and fails its test
 
