@@ -8,9 +8,10 @@ per-category rates, false escalations on FAQ questions, a per-topic confusion su
 failures; exits non-zero below the bars in ``tests/eval/bars.yml``.
 
 Case schema: ``{text, expect, topics?}``; expect is one of crisis, emergency, medical, human,
-booking, faq, other (see docs/POLICY.md). ``--dir`` runs another set laid out the same way (a
-fresh held-out set; faq cases there may leave out topics: any FAQ answer then counts). Scenario turns may also expect ``handoff``: staff
+booking, faq, other (see docs/POLICY.md). Scenario turns may also expect ``handoff``: staff
 hold the conversation, so the message is attached for them and the assistant stays quiet.
+``--dir`` runs another set laid out the same way (a later blind set, ``tests/eval/blind*``);
+its faq cases may leave out topics, and then any approved FAQ answer counts.
 """
 
 from __future__ import annotations
