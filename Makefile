@@ -38,13 +38,13 @@ help:
 	@echo "make purge        delete patient data older than retention_days in clinic.yml (ARGS=--dry-run: only count)"
 	@echo "make bench        load benchmark against a plain Rasa bot (BENCH_ARGS=\"--duration 10 --skip-reference\")"
 
+INSTALL_REQUIREMENTS = $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt "setuptools==70.3.0"
 deps: $(DEPS)
 $(DEPS): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip==24.2"
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt "setuptools==70.3.0" \
-		|| { echo "pip install failed; retrying once without pip's cache (a download can arrive damaged)"; \
-		     $(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir -r requirements.txt "setuptools==70.3.0"; }
+	$(INSTALL_REQUIREMENTS) || { echo "pip install failed; retrying once without pip's cache (a download can arrive damaged)"; \
+		$(INSTALL_REQUIREMENTS) --no-cache-dir; }
 	@rm -f $(VENV)/.deps-*
 	@touch $@
 

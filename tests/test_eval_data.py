@@ -37,7 +37,7 @@ def scenarios() -> list[dict[str, Any]]:
     return load_scenarios(EVAL_DIR)
 
 
-BLIND_SETS = sorted(p for p in EVAL_DIR.iterdir() if (p / "cases").is_dir() and p.name != "cases")
+BLIND_SETS = sorted(p for p in EVAL_DIR.iterdir() if (p / "cases").is_dir())
 
 
 @pytest.fixture(scope="module")

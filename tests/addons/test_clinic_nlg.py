@@ -127,8 +127,7 @@ def test_a_changed_profile_changes_the_next_answer(clinic_copy: Path, domain: Do
 
 
 def test_a_broken_edit_keeps_answering_with_the_last_good_profile(clinic_copy: Path, domain: Domain,
-                                                                 caplog: pytest.LogCaptureFixture,
-                                                         capfd: pytest.CaptureFixture[str]) -> None:
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     nlg = ClinicNLG(domain=domain)
     before = say(nlg, domain, "utter_faq_clinic_info")
 
