@@ -95,14 +95,14 @@ stories: $(MODEL)
 		--endpoints endpoints.yml --fail-on-prediction-errors --out results/stories
 
 eval: $(MODEL)
-	$(PY) -m clinic.evaluation --model $(MODEL)
+	$(PY) -m tools.evaluation --model $(MODEL)
 
 # pytest runs last so the run closes on its summary line ("N passed").
 test: validate stories eval pytest
 
-# Trains both bots in a temporary folder (timed), then loads each over REST; see clinic/bench.py.
+# Trains both bots in a temporary folder (timed), then loads each over REST; see tools/bench.py.
 bench: $(DEPS)
-	$(PY) -m clinic.bench $(BENCH_ARGS)
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 escalations: db
 	$(PY) -m clinic.cli escalations

@@ -1,4 +1,4 @@
-"""Booking, rescheduling and cancelling consultations (logic: clinic.booking, clinic.scheduling).
+"""Booking, rescheduling and cancelling consultations (logic: clinic.booking.service, clinic.booking.scheduling).
 
 Three forms share their answers' validation (:class:`_BookingAnswers`):
 
@@ -30,12 +30,12 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions._common import FORM_SLOTS, channel_of, profile_cache, sms_sender_phone
-from clinic import booking
-from clinic.booking import OTHER_REASON, Outcome
+from clinic.booking import service as booking
+from clinic.booking.service import OTHER_REASON, Outcome
 from clinic.contact import clean_name, display_phone, normalize_email, normalize_phone
 from clinic.profile import ClinicProfile
-from clinic.scheduling import Appointment, BookingDraft, Patient, SchedulerError, Slot, utc
-from clinic.timeparse import display_date, display_slot, parse_preferred_time, short_slot
+from clinic.booking.scheduling import Appointment, BookingDraft, Patient, SchedulerError, Slot, utc
+from clinic.booking.timeparse import display_date, display_slot, parse_preferred_time, short_slot
 
 logger = logging.getLogger(__name__)
 

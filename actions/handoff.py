@@ -1,4 +1,4 @@
-"""Hand-off to staff: holding the conversation, and handing it back (logic: clinic.escalation)."""
+"""Hand-off to staff: holding the conversation, and handing it back (logic: clinic.staff.escalation)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions._common import channel_of
-from clinic.escalation import attach_message
+from clinic.staff.escalation import attach_message
 
 logger = logging.getLogger(__name__)
 

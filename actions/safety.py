@@ -1,4 +1,4 @@
-"""The crisis protocol and escalation to staff (logic: clinic.escalation, clinic.guard)."""
+"""The crisis protocol and escalation to staff (logic: clinic.staff.escalation, clinic.safety.guard)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions._common import FORM_SLOTS, after_hours_note, channel_of
-from clinic.escalation import escalate
+from clinic.staff.escalation import escalate
 
 logger = logging.getLogger(__name__)
 

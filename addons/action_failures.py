@@ -9,7 +9,7 @@ Installed by the Rasa server's NLG (:mod:`addons.clinic_nlg`), this module chang
    hand-off hold, a booking step...) answers with ``utter_escalation_failed`` instead ("I couldn't
    reach our team's inbox just now. Please call us at <clinic phone>... If this is an emergency,
    call 911."), rendered by Rasa from the domain, once per patient message. Nothing is recorded
-   for it, so the reconciler (:mod:`clinic.reconcile`) records the escalation once the action
+   for it, so the reconciler (:mod:`clinic.staff.reconcile`) records the escalation once the action
    server is back: it finds the escalating action without an ``escalation_id``.
 2. **A form whose validation cannot run**: a message that answers nothing the form asked (a
    crisis, a medical question, a request for a person, a FAQ: slot mappings exclude those intents)

@@ -1,4 +1,4 @@
-"""Rasa NLU adapter for the safety guard (the logic lives in :mod:`clinic.guard`).
+"""Rasa NLU adapter for the safety guard (the logic lives in :mod:`clinic.safety.guard`).
 
 Runs after the trained classifier. When the guard fires it overrides the intent (``crisis``,
 ``medical_question`` or, for a plain request for a person, ``request_human``; confidence 1.0)
@@ -23,7 +23,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from clinic.guard import GuardResult, default_guard
+from clinic.safety.guard import GuardResult, default_guard
 
 GUARD_KEY = "guard"
 _GUARD_INTENT = {"crisis": "crisis", "emergency": "crisis", "medical": "medical_question", "human": "request_human"}
@@ -32,7 +32,7 @@ _SEVERITY = {"crisis": 3, "medical_question": 2, "request_human": 1}
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class SafetyGuard(GraphComponent):
-    """Deterministic second opinion on every message; see :mod:`clinic.guard`."""
+    """Deterministic second opinion on every message; see :mod:`clinic.safety.guard`."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:

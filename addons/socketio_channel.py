@@ -4,7 +4,7 @@ Configured in credentials.yml as ``addons.socketio_channel.ClinicSocketIOInput``
 as Rasa's ``socketio``; its name stays ``socketio``, so staff replies and analytics see the same
 channel). Compared with Rasa's connector:
 
-* Staff replies (bot events with ``clinic_staff`` metadata, see :mod:`clinic.handoff`) are
+* Staff replies (bot events with ``clinic_staff`` metadata, see :mod:`clinic.rasa_api`) are
   emitted with ``"clinic_team": true`` so the widget labels them; the staff name is not sent.
 * After every turn, and when a browser (re)joins its session, a ``clinic_state`` event tells
   the widget whether staff hold the conversation (the tracker's ``handoff`` slot) and that the
@@ -44,7 +44,7 @@ from socketio import AsyncRedisManager, AsyncServer
 
 from addons.handoff_policy import HANDOFF_SLOT
 from clinic.settings import redis_url, socketio_channel
-from clinic.transcript import STAFF_METADATA_KEY
+from clinic.staff.transcript import STAFF_METADATA_KEY
 
 logger = logging.getLogger(__name__)
 

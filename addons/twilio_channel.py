@@ -3,13 +3,13 @@
 Configured in credentials.yml as ``addons.twilio_channel.ClinicTwilioInput``; values missing
 there come from the environment (``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``,
 ``TWILIO_SMS_NUMBER``, ``TWILIO_WEBHOOK_URL``, ``TWILIO_API_BASE``, ``SMS_RETRY_DELAYS``; see
-:class:`clinic.sms.SmsLineSettings`). Twilio posts incoming messages to
+:class:`clinic.channels.sms.SmsLineSettings`). Twilio posts incoming messages to
 ``/webhooks/twilio/webhook``. The channel is named ``twilio``, so the ``channel: twilio``
 response variants are used and staff replies reach the patient (:meth:`get_output_channel`).
 
 Per request: a missing or wrong ``X-Twilio-Signature`` gets 403 and nothing else happens;
 a missing ``From`` or ``Body`` gets 400. Carrier keywords, numbered choices, splitting, the
-privacy note and background sending are :mod:`clinic.sms`'s rules.
+privacy note and background sending are :mod:`clinic.channels.sms`'s rules.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
 from addons.socketio_channel import offered_buttons, only_offered_payloads
-from clinic import sms
-from clinic.sms import Keyword, SmsDispatcher, SmsLineSettings, SmsTexts, TwilioSmsTransport
+from clinic.channels import sms
+from clinic.channels.sms import Keyword, SmsDispatcher, SmsLineSettings, SmsTexts, TwilioSmsTransport
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +119,8 @@ class ClinicTwilioInput(InputChannel):
                  dispatcher: SmsDispatcher | None = None, database_url: str | None = None) -> None:
         """Args:
             settings: account, number, webhook URL and retry policy.
-            texts: the line's own texts (default: clinic/sms_texts.yml with clinic.yml).
-            dispatcher: background sender (default: Twilio's API through :mod:`clinic.sms`).
+            texts: the line's own texts (default: clinic/channels/sms_texts.yml with clinic.yml).
+            dispatcher: background sender (default: Twilio's API through :mod:`clinic.channels.sms`).
             database_url: the clinic database (default ``CLINIC_DATABASE_URL``).
         """
         self.settings = settings

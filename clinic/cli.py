@@ -20,7 +20,7 @@ from datetime import datetime
 
 
 def _escalations(show_all: bool) -> int:
-    from clinic.escalation import list_escalations
+    from clinic.staff.escalation import list_escalations
 
     rows = list_escalations(status=None if show_all else "open")
     if not rows:
@@ -53,7 +53,7 @@ def _when(value: datetime | None) -> str:
 
 def _staff_list() -> int:
     from clinic.db import utcnow
-    from clinic.staff import list_users
+    from clinic.staff.accounts import list_users
 
     users = list_users()
     if not users:
@@ -71,7 +71,7 @@ def _staff_list() -> int:
 
 
 def _staff_tokens(username: str | None) -> int:
-    from clinic.staff import list_api_tokens
+    from clinic.staff.accounts import list_api_tokens
 
     tokens = list_api_tokens(username)
     if not tokens:
@@ -86,7 +86,7 @@ def _staff_tokens(username: str | None) -> int:
 
 def _staff(args: argparse.Namespace) -> int:
     """Runs a ``staff`` subcommand; errors go to stderr with exit code 1."""
-    from clinic import staff
+    from clinic.staff import accounts as staff
     from clinic.db import migrate
 
     migrate()
@@ -203,11 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "purge":
         return _purge(args.dry_run, args.days)
     if args.command == "answers":
-        from clinic.answers import filled_answers, report
+        from tools.answers import filled_answers, report
 
         print(report(filled_answers()))
         return 0
-    from clinic.reconcile import reconcile
+    from clinic.staff.reconcile import reconcile
 
     print(f"Recorded {reconcile()} missed escalation(s).")
     return 0

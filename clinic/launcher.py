@@ -70,7 +70,7 @@ def check_redis(url: str, timeout: float = 3.0) -> None:
     """Connects to ``REDIS_URL`` and pings it; a :class:`StartupError` naming it (password hidden) if not."""
     import redis
 
-    from clinic.lock_store import RedisURLError, redis_connection_kwargs
+    from addons.lock_store import RedisURLError, redis_connection_kwargs
 
     shown = redact_url(url)
     try:
@@ -161,12 +161,12 @@ def rasa_server_command(model: str, port: int, interface: str, token: str | None
 
 
 def console_command() -> list[str]:
-    return [sys.executable, "-m", "clinic.console"]
+    return [sys.executable, "-m", "clinic.staff.console"]
 
 
 def web_command() -> list[str]:
-    """The website chat's server: widget files, demo page, history (:mod:`clinic.web`)."""
-    return [sys.executable, "-m", "clinic.web"]
+    """The website chat's server: widget files, demo page, history (:mod:`clinic.channels.widget_server`)."""
+    return [sys.executable, "-m", "clinic.channels.widget_server"]
 
 
 def wait_until_up(url: str, timeout: float, processes: Sequence[subprocess.Popen]) -> bool:
@@ -311,7 +311,7 @@ class Stack:
 
 
 def _reconcile_forever(stop: threading.Event) -> None:
-    from clinic.reconcile import reconcile
+    from clinic.staff.reconcile import reconcile
 
     while not stop.wait(RECONCILE_EVERY):
         try:
@@ -323,8 +323,8 @@ def _reconcile_forever(stop: threading.Event) -> None:
 def _redeliver_booking_webhooks_forever(stop: threading.Event) -> None:
     """With the webhook scheduling backend: sends again the booking requests the clinic's URL missed."""
     from clinic.profile import load_profile
-    from clinic.scheduling import SchedulerError, get_scheduler
-    from clinic.scheduling.webhook import WebhookScheduler, deliver_pending
+    from clinic.booking.scheduling import SchedulerError, get_scheduler
+    from clinic.booking.scheduling.webhook import WebhookScheduler, deliver_pending
 
     while not stop.wait(RECONCILE_EVERY):
         try:
@@ -338,7 +338,7 @@ def _redeliver_booking_webhooks_forever(stop: threading.Event) -> None:
 
 
 def _dispatch_forever(stop: threading.Event) -> None:
-    from clinic.notifications import run_dispatcher
+    from clinic.staff.notifications import run_dispatcher
 
     try:
         run_dispatcher(stop)
@@ -366,9 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
     from clinic.db import migrate
-    from clinic.notifications import ConfigError, load_notifiers
+    from clinic.staff.notifications import ConfigError, load_notifiers
     from clinic.settings import staff_port
-    from clinic.web import web_port
+    from clinic.channels.widget_server import web_port
 
     from clinic.settings import clinic_database_url, tracker_store_url
 

@@ -90,7 +90,7 @@ def profile_file(tmp_path: Path, clinic_raw: dict[str, Any]) -> Callable[..., Pa
 @pytest.fixture(scope="session")
 def guard():
     """The project's safety guard, built once per session (building it takes about a second)."""
-    from clinic.guard import default_guard
+    from clinic.safety.guard import default_guard
 
     return default_guard()
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from clinic.evaluation import CATEGORIES, EVAL_DIR, SCENARIO_EXPECTATIONS, load_cases, load_scenarios
+from tools.evaluation import CATEGORIES, EVAL_DIR, SCENARIO_EXPECTATIONS, load_cases, load_scenarios
 from tests.faq_topics import FAQ_TOPICS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

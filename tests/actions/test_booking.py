@@ -30,11 +30,11 @@ from actions.booking import (
     ValidateCancelForm,
     ValidateRescheduleForm,
 )
-from clinic import booking
+from clinic.booking import service as booking
 from clinic.db import Booking, BookingRequest, session_scope
-from clinic.scheduling import SchedulerUnavailable, Slot, utc
-from clinic.scheduling.builtin import BuiltinScheduler, opening_slots
-from tests.clinic.scheduling.helpers import draft
+from clinic.booking.scheduling import SchedulerUnavailable, Slot, utc
+from clinic.booking.scheduling.builtin import BuiltinScheduler, opening_slots
+from tests.clinic.booking.scheduling.helpers import draft
 
 SAFETY_INTENTS = {"crisis", "medical_question", "request_human"}
 FORMS = ("booking_form", "reschedule_form", "cancel_form")
@@ -468,7 +468,7 @@ def test_a_slot_taken_meanwhile_offers_other_slots(clinic_db, profile, future_sl
 
 def test_a_failing_backend_sends_a_request_and_says_so(clinic_db, future_slots, dispatcher, domain,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from clinic.scheduling.builtin import BuiltinScheduler as Builtin
+    from clinic.booking.scheduling.builtin import BuiltinScheduler as Builtin
 
     def down(self, draft, database_url=None):
         raise SchedulerUnavailable("down")
@@ -654,7 +654,7 @@ def test_after_three_wrong_codes_stopping_says_nothing_more(dispatcher, domain) 
 
 @pytest.fixture
 def calcom(use_profile, future_slots, monkeypatch: pytest.MonkeyPatch):
-    from tests.clinic.scheduling.servers import API_KEY, FakeCalcom
+    from tests.clinic.booking.scheduling.servers import API_KEY, FakeCalcom
 
     server = FakeCalcom(free={utc(s.start) for s in future_slots[:6]}).start()
     use_profile(booking={**profile_cache().get().booking.dict(), "backend": "calcom", "calcom_event_type_id": 4242})
@@ -683,7 +683,7 @@ def test_with_calcom_the_offers_and_the_booking_are_calcoms(clinic_db, calcom, f
 
 def test_with_calcom_down_the_booking_is_a_request_and_nothing_is_lost(clinic_db, calcom, future_slots, dispatcher,
                                                                        domain) -> None:
-    from tests.clinic.scheduling.servers import error
+    from tests.clinic.booking.scheduling.servers import error
 
     calcom.fail_with = error(503, "ServiceUnavailableException", "maintenance")
 
@@ -697,7 +697,7 @@ def test_with_calcom_down_the_booking_is_a_request_and_nothing_is_lost(clinic_db
 
 def test_with_the_webhook_backend_the_request_is_posted_signed(clinic_db, use_profile, future_slots, dispatcher,
                                                                domain, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.clinic.scheduling.servers import WebhookReceiver
+    from tests.clinic.booking.scheduling.servers import WebhookReceiver
 
     secret = "whsec_action_test_0123456789"
     receiver = WebhookReceiver(secret).start()

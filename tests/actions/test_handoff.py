@@ -8,7 +8,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import ActionHandoffHold, ActionHandoffResolved
-from clinic.escalation import escalate, list_escalations
+from clinic.staff.escalation import escalate, list_escalations
 from tests.actions.trackers import make_tracker
 
 

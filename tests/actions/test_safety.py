@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions._common import after_hours_note
 from actions.safety import ActionCrisisProtocol, ActionEscalateToStaff
-from clinic.escalation import list_escalations
+from clinic.staff.escalation import list_escalations
 from tests.actions.trackers import make_tracker
 from tests.hours import ALWAYS_OPEN
 

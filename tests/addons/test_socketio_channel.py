@@ -26,8 +26,8 @@ from addons.socketio_channel import (
     offered_buttons,
     only_offered_payloads,
 )
-from clinic.handoff import hand_back, send_staff_reply
-from clinic.transcript import STAFF_METADATA_KEY
+from clinic.rasa_api import hand_back, send_staff_reply
+from clinic.staff.transcript import STAFF_METADATA_KEY
 from tests.integration.conftest import model, running_stack  # noqa: F401 - fixtures
 
 

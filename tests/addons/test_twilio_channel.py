@@ -21,8 +21,8 @@ from sanic.request import RequestParameters
 from twilio.request_validator import RequestValidator
 
 from addons.twilio_channel import ClinicTwilioInput, ClinicTwilioOutput
-from clinic import sms
-from clinic.sms import SmsDispatcher, SmsLineSettings, SmsTexts
+from clinic.channels import sms
+from clinic.channels.sms import SmsDispatcher, SmsLineSettings, SmsTexts
 
 TOKEN = "test-auth-token-0123456789"
 URL = "https://clinic.example/webhooks/twilio/webhook"

@@ -14,11 +14,11 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from clinic import sms
-from clinic.handoff import hand_back, send_staff_reply
+from clinic.channels import sms
+from clinic.rasa_api import hand_back, send_staff_reply
 from clinic.launcher import Stack
-from clinic.sms import SmsTexts
-from tests.clinic.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
+from clinic.channels.sms import SmsTexts
+from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
 from tests.integration.conftest import free_port, model  # noqa: F401 - the model fixture
 
 PUBLIC_URL = "https://texts.clinic.example/webhooks/twilio/webhook"

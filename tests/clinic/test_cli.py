@@ -9,7 +9,7 @@ import pytest
 
 from clinic.cli import main
 from clinic.db import get_engine
-from clinic.escalation import escalate, resolve
+from clinic.staff.escalation import escalate, resolve
 
 
 @pytest.fixture
@@ -66,9 +66,9 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI hashes with the production hasher; tests swap in a cheap argon2id one."""
     from argon2 import PasswordHasher
 
-    import clinic.staff
+    import clinic.staff.accounts
 
-    monkeypatch.setattr(clinic.staff, "_default_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(clinic.staff.accounts, "_default_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 def _staff(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None,
@@ -85,7 +85,7 @@ def _staff(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = N
 
 def test_staff_add_list_and_sign_in(database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from clinic.staff import verify_login
+    from clinic.staff.accounts import verify_login
 
     code, out, _ = _staff(capsys, "add", "Ana", "--name", "Ana Admin", "--admin", "--password-stdin",
                           stdin="a long enough password\n", monkeypatch=monkeypatch)
@@ -137,7 +137,7 @@ def test_staff_errors_exit_1(database: str, cheap_hashing: None, capsys: pytest.
 
 def test_staff_passwd_unlock_and_disable(database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from clinic.staff import MAX_FAILED_LOGINS, verify_login
+    from clinic.staff.accounts import MAX_FAILED_LOGINS, verify_login
 
     _staff(capsys, "add", "sam", "--password-stdin", stdin="first long password\n", monkeypatch=monkeypatch)
     for _ in range(MAX_FAILED_LOGINS):
@@ -157,7 +157,7 @@ def test_staff_passwd_unlock_and_disable(database: str, cheap_hashing: None, cap
 def test_staff_tokens_are_printed_once_and_can_be_revoked(
     database: str, cheap_hashing: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clinic.staff import lookup_api_token
+    from clinic.staff.accounts import lookup_api_token
 
     _staff(capsys, "add", "sam", "--password-stdin", stdin="first long password\n", monkeypatch=monkeypatch)
 

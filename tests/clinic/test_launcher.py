@@ -164,7 +164,7 @@ def test_redact_url() -> None:
 def test_lock_store_follows_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
     from rasa.core.lock_store import InMemoryLockStore
 
-    from clinic.lock_store import AtomicRedisLockStore, ClinicLockStore
+    from addons.lock_store import AtomicRedisLockStore, ClinicLockStore
 
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert isinstance(ClinicLockStore(endpoint_config=None), InMemoryLockStore)
@@ -179,7 +179,7 @@ def test_endpoints_name_the_environment_driven_lock_store() -> None:
     import yaml
 
     endpoints = yaml.safe_load((PROJECT_DIR / "endpoints.yml").read_text(encoding="utf-8"))
-    assert endpoints["lock_store"] == {"type": "clinic.lock_store.ClinicLockStore"}
+    assert endpoints["lock_store"] == {"type": "addons.lock_store.ClinicLockStore"}
 
 
 def test_socketio_uses_redis_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from clinic.escalation import list_escalations
+from clinic.staff.escalation import list_escalations
 from clinic.launcher import Stack, status_url, wait_until_up
-from clinic.reconcile import reconcile
+from clinic.staff.reconcile import reconcile
 
 
 def _say(stack: Stack, sender: str, text: str) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clinic import booking
+from clinic.booking import service as booking
 
 CODE_RE = re.compile(r"code is ([A-Z2-9]{6})")
 

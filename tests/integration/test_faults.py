@@ -33,10 +33,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from clinic.db import get_engine, migrate
-from clinic.escalation import list_escalations
+from clinic.staff.escalation import list_escalations
 from clinic.launcher import Stack, wait_until_up
-from clinic.reconcile import reconcile
-from clinic.transcript import read_transcript
+from clinic.staff.reconcile import reconcile
+from clinic.staff.transcript import read_transcript
 from tests.integration.conftest import free_port
 
 TIMEOUT = 60.0

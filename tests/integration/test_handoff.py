@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from clinic.escalation import list_escalations
-from clinic.handoff import hand_back, send_staff_reply
-from clinic.transcript import read_transcript
+from clinic.staff.escalation import list_escalations
+from clinic.rasa_api import hand_back, send_staff_reply
+from clinic.staff.transcript import read_transcript
 from tests.integration.patient import SocketPatient
 
 

@@ -27,13 +27,13 @@ import pytest
 from argon2 import PasswordHasher
 from twilio.request_validator import RequestValidator
 
-from clinic import booking
-from clinic.escalation import list_escalations
+from clinic.booking import service as booking
+from clinic.staff.escalation import list_escalations
 from clinic.launcher import Stack
-from clinic.reconcile import reconcile
-from clinic.staff import create_api_token, create_user
-from clinic.transcript import read_transcript
-from tests.clinic.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
+from clinic.staff.reconcile import reconcile
+from clinic.staff.accounts import create_api_token, create_user
+from clinic.staff.transcript import read_transcript
+from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
 from tests.integration.conftest import free_port
 from tests.integration.patient import SocketPatient
 

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clinic.handoff import send_staff_reply
+from clinic.rasa_api import send_staff_reply
 from clinic.launcher import Stack
 from tests.integration.conftest import free_port
 from tests.integration.patient import SocketPatient
@@ -119,7 +119,7 @@ class Conversation:
 
 
 def test_concurrent_conversations_alternating_between_instances_lose_nothing(scaled: Stack) -> None:
-    from clinic.escalation import list_escalations
+    from clinic.staff.escalation import list_escalations
 
     a, b = scaled.rasa_ports
     run_id = uuid.uuid4().hex[:8]
@@ -189,7 +189,7 @@ def test_concurrent_conversations_alternating_between_instances_lose_nothing(sca
 def test_both_instances_queue_on_one_conversation_lock_in_redis(scaled: Stack) -> None:
     """While a ticket for the conversation is held in Redis, neither instance processes its
     messages; once released they run one at a time, in the order they arrived."""
-    from clinic.lock_store import AtomicRedisLockStore, redis_connection_kwargs
+    from addons.lock_store import AtomicRedisLockStore, redis_connection_kwargs
 
     a, b = scaled.rasa_ports
     store = AtomicRedisLockStore(**redis_connection_kwargs(scaled.env["REDIS_URL"]),
@@ -231,7 +231,7 @@ def test_redis_locks_exclude_each_other_across_connections(redis_server_url: str
     import asyncio
     import threading
 
-    from clinic.lock_store import AtomicRedisLockStore, redis_connection_kwargs
+    from addons.lock_store import AtomicRedisLockStore, redis_connection_kwargs
 
     sender = f"race-{uuid.uuid4().hex[:12]}"
     holders: set[int] = set()

@@ -37,7 +37,7 @@ def console_stack(model: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "STAFF_NOTIFIERS": "",
     }
     from clinic.db import migrate
-    from clinic.staff import create_user
+    from clinic.staff.accounts import create_user
 
     migrate(env["CLINIC_DATABASE_URL"])
     create_user("dana", PASSWORD, display_name="Dana Ruiz", database_url=env["CLINIC_DATABASE_URL"])

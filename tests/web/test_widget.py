@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from clinic.handoff import hand_back, send_staff_reply
+from clinic.rasa_api import hand_back, send_staff_reply
 from clinic.launcher import Stack
 from tests.web.conftest import shot
 

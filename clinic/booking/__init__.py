@@ -1,0 +1,1 @@
+"""Booking consultations: the service, preferred-time parsing and scheduling backends."""

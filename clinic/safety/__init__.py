@@ -1,0 +1,1 @@
+"""Patient safety: the deterministic guard and its lexicons."""

@@ -1,0 +1,1 @@
+"""Clinic staff: accounts, the escalation inbox, audit, notifications and the console."""

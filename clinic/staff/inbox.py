@@ -1,0 +1,618 @@
+"""Staff-side work on escalations: the inbox, claiming, notes, replies and resolving.
+
+The console's pages and its JSON API both call these functions; each one that views or
+changes an escalation writes its audit event (:mod:`clinic.staff.audit`) in the same transaction.
+
+Replies and hand-back go through :mod:`clinic.rasa_api` (Rasa's HTTP API). A reply is first
+stored as ``sending``, then marked ``delivered`` or ``failed`` with the reason; resolving
+hands the conversation back to the assistant first and is only recorded when that worked,
+so a failed hand-back leaves the escalation open for staff to retry.
+
+Patient text is returned to the caller and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from clinic.staff import audit
+from clinic.db import Escalation, EscalationNote, StaffReply, StaffUser, session_scope, utcnow
+from clinic.staff.accounts import StaffMember, as_utc
+
+logger = logging.getLogger(__name__)
+
+TEXT_LIMIT = 2000
+STATUSES = ("open", "resolved")
+FILTERS = ("all", "mine", "unassigned")
+SMS_CHANNEL = "twilio"  # the conversation id is the patient's phone number (E.164)
+MAX_ID = 2**31 - 1  # ids beyond a 32-bit integer cannot exist (and would make PostgreSQL fail)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class InboxError(Exception):
+    """An inbox operation that cannot be done; the message is meant for staff."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(InboxError):
+    """No escalation (or reply) with this id."""
+
+
+class Conflict(InboxError):
+    """The escalation's state does not allow this.
+
+    Attributes:
+        reason: ``resolved`` (it is resolved already) or ``claimed`` (someone else has it).
+    """
+
+    def __init__(self, message: str, reason: str = "resolved") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InvalidText(InboxError, ValueError):
+    """A reply or note that is empty, too long or not text."""
+
+
+@dataclass(frozen=True)
+class StaffRef:
+    """A staff member as shown next to their work."""
+
+    id: int
+    username: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class EscalationSummary:
+    """An escalation as the inbox lists it (no patient text)."""
+
+    id: int
+    conversation_id: str
+    channel: str
+    reason: str
+    urgency: str
+    status: str
+    guard_rule: str | None
+    created_at: datetime
+    updated_at: datetime | None
+    resolved_at: datetime | None
+    last_patient_message_at: datetime | None
+    last_reply_at: datetime | None
+    assigned_to: StaffRef | None
+    resolved_by: StaffRef | None
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """The patient wrote after the last staff reply (or nobody has replied yet)."""
+        if self.status != "open":
+            return False
+        last_patient = self.last_patient_message_at or self.created_at
+        return self.last_reply_at is None or last_patient > self.last_reply_at
+
+    def waiting_seconds(self, now: datetime | None = None) -> int:
+        """How long it has been open (or was open, once resolved)."""
+        end = self.resolved_at if self.status == "resolved" and self.resolved_at else (now or utcnow())
+        return max(0, int((end - self.created_at).total_seconds()))
+
+
+@dataclass(frozen=True)
+class PatientMessage:
+    """A patient message recorded with the escalation (the escalating ones, and hand-off ones)."""
+
+    id: int
+    message_id: str
+    reason: str
+    text: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NoteView:
+    """An internal note."""
+
+    id: int
+    author: StaffRef | None
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    """A staff reply and its delivery."""
+
+    id: int
+    author: StaffRef | None
+    text: str
+    status: str
+    error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EscalationDetail:
+    """An escalation with everything recorded about it in the clinic database."""
+
+    summary: EscalationSummary
+    trigger_text: str | None
+    messages: list[PatientMessage] = field(default_factory=list)
+    notes: list[NoteView] = field(default_factory=list)
+    replies: list[ReplyView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResolveResult:
+    """The outcome of resolving: ``ok`` False means the hand-back failed (``error`` says why)."""
+
+    ok: bool
+    error: str | None
+    escalation: EscalationSummary
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    """Transcript entries (``clinic.staff.transcript.TranscriptEntry``), or why they could not be read."""
+
+    entries: list[Any]
+    error: str | None = None
+
+
+# ------------------------------------------------------------------ conversions
+
+
+def _ref(user: StaffUser | None) -> StaffRef | None:
+    return StaffRef(user.id, user.username, user.display_name) if user is not None else None
+
+
+def _guard_rule(guard_reason: Any) -> str | None:
+    if isinstance(guard_reason, dict) and guard_reason.get("rule"):
+        return str(guard_reason["rule"])
+    return None
+
+
+def _summary(escalation: Escalation, last_reply_at: datetime | None) -> EscalationSummary:
+    return EscalationSummary(
+        id=escalation.id,
+        conversation_id=escalation.conversation_id,
+        channel=escalation.channel,
+        reason=escalation.reason,
+        urgency=escalation.urgency,
+        status=escalation.status,
+        guard_rule=_guard_rule(escalation.guard_reason),
+        created_at=as_utc(escalation.created_at),
+        updated_at=as_utc(escalation.updated_at),
+        resolved_at=as_utc(escalation.resolved_at),
+        last_patient_message_at=as_utc(escalation.last_patient_message_at),
+        last_reply_at=as_utc(last_reply_at),
+        assigned_to=_ref(escalation.assigned_to),
+        resolved_by=_ref(escalation.resolved_by),
+    )
+
+
+def _note(note: EscalationNote) -> NoteView:
+    return NoteView(note.id, _ref(note.author), note.text, as_utc(note.created_at))
+
+
+def _reply(reply: StaffReply) -> ReplyView:
+    return ReplyView(
+        reply.id,
+        _ref(reply.author),
+        reply.text,
+        reply.status,
+        reply.error,
+        as_utc(reply.created_at),
+        as_utc(reply.delivered_at),
+    )
+
+
+def _last_reply_at(session: Session, escalation_id: int) -> datetime | None:
+    return session.execute(
+        select(func.max(StaffReply.created_at)).where(StaffReply.escalation_id == escalation_id)
+    ).scalar_one_or_none()
+
+
+def _load(session: Session, escalation_id: int, *, for_update: bool = False) -> Escalation:
+    if not isinstance(escalation_id, int) or not 0 < escalation_id <= MAX_ID:
+        raise NotFound("No such escalation.")
+    query = select(Escalation).where(Escalation.id == escalation_id)
+    if for_update:
+        query = query.with_for_update()
+    escalation = session.execute(query).scalar_one_or_none()
+    if escalation is None:
+        raise NotFound("No such escalation.")
+    return escalation
+
+
+def _fresh_summary(session: Session, escalation: Escalation) -> EscalationSummary:
+    session.flush()
+    session.refresh(escalation)
+    return _summary(escalation, _last_reply_at(session, escalation.id))
+
+
+def _detail(via: str, extra: str | None = None) -> str:
+    return f"{extra}; via {via}" if extra else f"via {via}"
+
+
+def validate_text(text: Any, what: str = "Reply") -> str:
+    """The text of a reply or note, cleaned up (line ends, surrounding space).
+
+    Raises:
+        InvalidText: not a string, empty, longer than :data:`TEXT_LIMIT` or with control characters.
+    """
+    if not isinstance(text, str):
+        raise InvalidText(f"{what} text must be a string.")
+    cleaned = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not cleaned:
+        raise InvalidText(f"{what} is empty: write something first.")
+    if len(cleaned) > TEXT_LIMIT:
+        raise InvalidText(f"{what} is too long: {len(cleaned):,} characters, at most {TEXT_LIMIT:,}.")
+    if _CONTROL.search(cleaned):
+        raise InvalidText(f"{what} contains control characters that cannot be sent.")
+    return cleaned
+
+
+# ------------------------------------------------------------------ reading
+
+
+def list_escalations(
+    *,
+    status: str = "open",
+    filter: str = "all",  # noqa: A002 - the API's word
+    user: StaffMember | None = None,
+    database_url: str | None = None,
+    limit: int = 200,
+) -> list[EscalationSummary]:
+    """Escalations for the inbox.
+
+    Args:
+        status: ``open`` (urgent first, then oldest first) or ``resolved`` (latest first).
+        filter: ``all``, ``mine`` (assigned to ``user``) or ``unassigned``.
+        user: the staff member asking (needed for ``mine``).
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+        limit: at most this many.
+
+    Raises:
+        ValueError: unknown status or filter, or ``mine`` without a user.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    if filter not in FILTERS:
+        raise ValueError(f"filter must be one of {', '.join(FILTERS)}")
+    last_reply = (
+        select(StaffReply.escalation_id, func.max(StaffReply.created_at).label("last_reply_at"))
+        .group_by(StaffReply.escalation_id)
+        .subquery()
+    )
+    query = (
+        select(Escalation, last_reply.c.last_reply_at)
+        .outerjoin(last_reply, last_reply.c.escalation_id == Escalation.id)
+        .options(selectinload(Escalation.assigned_to), selectinload(Escalation.resolved_by))
+        .where(Escalation.status == status)
+        .limit(max(1, limit))
+    )
+    if filter == "mine":
+        if user is None:
+            raise ValueError("filter 'mine' needs the user")
+        query = query.where(Escalation.assigned_to_id == user.id)
+    elif filter == "unassigned":
+        query = query.where(Escalation.assigned_to_id.is_(None))
+    if status == "open":
+        query = query.order_by((Escalation.urgency == "urgent").desc(), Escalation.created_at, Escalation.id)
+    else:
+        query = query.order_by(Escalation.resolved_at.desc(), Escalation.id.desc())
+    with session_scope(database_url) as session:
+        return [_summary(escalation, last) for escalation, last in session.execute(query)]
+
+
+def counts(user: StaffMember, *, database_url: str | None = None) -> dict[str, int]:
+    """How many open escalations there are: ``all``, ``mine`` and ``unassigned``."""
+    query = select(
+        func.count(Escalation.id),
+        func.coalesce(func.sum(case((Escalation.assigned_to_id == user.id, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((Escalation.assigned_to_id.is_(None), 1), else_=0)), 0),
+    ).where(Escalation.status == "open")
+    with session_scope(database_url) as session:
+        total, mine, unassigned = session.execute(query).one()
+    return {"all": int(total), "mine": int(mine), "unassigned": int(unassigned)}
+
+
+def get_escalation(escalation_id: int, *, database_url: str | None = None) -> EscalationDetail:
+    """An escalation with its messages, notes and replies (no audit event: see :func:`view`).
+
+    Raises:
+        NotFound: no such escalation.
+    """
+    with session_scope(database_url) as session:
+        escalation = _load(session, escalation_id)
+        notes = session.execute(
+            select(EscalationNote)
+            .options(selectinload(EscalationNote.author))
+            .where(EscalationNote.escalation_id == escalation.id)
+            .order_by(EscalationNote.id)
+        ).scalars()
+        replies = session.execute(
+            select(StaffReply)
+            .options(selectinload(StaffReply.author))
+            .where(StaffReply.escalation_id == escalation.id)
+            .order_by(StaffReply.id)
+        ).scalars()
+        return EscalationDetail(
+            summary=_summary(escalation, _last_reply_at(session, escalation.id)),
+            trigger_text=escalation.trigger_text,
+            messages=[
+                PatientMessage(m.id, m.message_id, m.reason, m.text, as_utc(m.created_at))
+                for m in escalation.messages
+            ],
+            notes=[_note(note) for note in notes],
+            replies=[_reply(reply) for reply in replies],
+        )
+
+
+def view(
+    escalation_id: int, user: StaffMember, *, via: str = "console", database_url: str | None = None
+) -> EscalationDetail:
+    """:func:`get_escalation`, recorded in the audit log as a view.
+
+    Raises:
+        NotFound: no such escalation.
+    """
+    detail = get_escalation(escalation_id, database_url=database_url)
+    audit.record(database_url, user, "view", detail.summary, _detail(via))
+    return detail
+
+
+def transcript(conversation_id: str, after_id: int = 0) -> TranscriptResult:
+    """The conversation's transcript from Rasa's tracker store (entries after ``after_id``).
+
+    A tracker store that cannot be read gives an empty list and the reason, not an exception:
+    the console still shows what the clinic database holds.
+    """
+    try:
+        from clinic.staff.transcript import read_transcript
+
+        return TranscriptResult(list(read_transcript(conversation_id, after_id=after_id)))
+    except Exception as exc:  # noqa: BLE001 - any failure means "transcript unavailable"
+        logger.warning("transcript of an escalated conversation unavailable (%s)", type(exc).__name__)
+        return TranscriptResult([], f"The conversation history could not be read ({type(exc).__name__}).")
+
+
+def notifications_for(escalation_id: int, *, database_url: str | None = None) -> list[Any]:
+    """Staff notifications sent (or failing) for an escalation; empty when they cannot be read."""
+    try:
+        from clinic.staff.notifications import list_for_escalation
+
+        return list(list_for_escalation(escalation_id, database_url=database_url))
+    except Exception as exc:  # noqa: BLE001 - notifications are informative here
+        logger.warning("notifications of escalation %s unavailable (%s)", escalation_id, type(exc).__name__)
+        return []
+
+
+def sms_opted_out(summary: EscalationSummary, *, database_url: str | None = None) -> bool | None:
+    """Whether the patient of an SMS conversation opted out of texts (replied STOP).
+
+    On SMS (channel ``twilio``) the conversation id is the patient's E.164 number. None when the
+    conversation is not on SMS, or when the state cannot be read (logged without the number):
+    a reply is then still checked, and refused if need be, by :mod:`clinic.rasa_api`.
+    """
+    if summary.channel != SMS_CHANNEL:
+        return None
+    try:
+        from clinic.channels.sms import is_opted_out
+
+        return bool(is_opted_out(summary.conversation_id, database_url=database_url))
+    except Exception as exc:  # noqa: BLE001 - informative here; the reply path checks again
+        logger.warning("SMS opt-out state of escalation %s unavailable (%s)", summary.id, type(exc).__name__)
+        return None
+
+
+def failing_notifications(*, database_url: str | None = None) -> list[Any]:
+    """Staff notifications that keep failing (for the inbox banner); empty when they cannot be read."""
+    try:
+        from clinic.staff.notifications import failing
+
+        return list(failing(database_url=database_url))
+    except Exception as exc:  # noqa: BLE001 - the banner is informative
+        logger.warning("failing notifications unavailable (%s)", type(exc).__name__)
+        return []
+
+
+# ------------------------------------------------------------------ changes
+
+
+def claim(
+    escalation_id: int,
+    user: StaffMember,
+    *,
+    take_over: bool = False,
+    via: str = "console",
+    database_url: str | None = None,
+) -> EscalationSummary:
+    """Assigns an open escalation to ``user`` (idempotent for the current assignee).
+
+    Args:
+        escalation_id: the escalation.
+        user: who claims it.
+        take_over: claim it even when someone else has.
+        via: ``console`` or ``api`` (for the audit log).
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+
+    Raises:
+        NotFound: no such escalation.
+        Conflict: it is resolved, or claimed by someone else and ``take_over`` is False.
+    """
+    with session_scope(database_url) as session:
+        escalation = _load(session, escalation_id, for_update=True)
+        if escalation.status != "open":
+            raise Conflict("This conversation is resolved.")
+        previous = escalation.assigned_to
+        if previous is not None and previous.id == user.id:
+            return _fresh_summary(session, escalation)
+        if previous is not None and not take_over:
+            raise Conflict(f"Already claimed by {previous.display_name}.", reason="claimed")
+        escalation.assigned_to_id = user.id
+        escalation.updated_at = utcnow()
+        extra = f"taken over from {previous.username}" if previous is not None else None
+        audit.record(session, user, "claim", escalation, _detail(via, extra))
+        return _fresh_summary(session, escalation)
+
+
+def unassign(
+    escalation_id: int, user: StaffMember, *, via: str = "console", database_url: str | None = None
+) -> EscalationSummary:
+    """Puts an open escalation back in the unassigned queue (a no-op when nobody has it).
+
+    Raises:
+        NotFound: no such escalation.
+        Conflict: it is resolved.
+    """
+    with session_scope(database_url) as session:
+        escalation = _load(session, escalation_id, for_update=True)
+        if escalation.status != "open":
+            raise Conflict("This conversation is resolved.")
+        previous = escalation.assigned_to
+        if previous is None:
+            return _fresh_summary(session, escalation)
+        escalation.assigned_to_id = None
+        escalation.updated_at = utcnow()
+        extra = None if previous.id == user.id else f"was {previous.username}"
+        audit.record(session, user, "unassign", escalation, _detail(via, extra))
+        return _fresh_summary(session, escalation)
+
+
+def add_note(
+    escalation_id: int, user: StaffMember, text: Any, *, via: str = "console", database_url: str | None = None
+) -> NoteView:
+    """Adds an internal note (never sent to the patient), open or resolved.
+
+    Raises:
+        InvalidText: empty, too long or not text.
+        NotFound: no such escalation.
+    """
+    cleaned = validate_text(text, "Note")
+    with session_scope(database_url) as session:
+        escalation = _load(session, escalation_id)
+        note = EscalationNote(escalation_id=escalation.id, author_id=user.id, text=cleaned)
+        session.add(note)
+        session.flush()
+        audit.record(session, user, "note", escalation, _detail(via, f"note {note.id}"))
+        session.refresh(note)
+        return _note(note)
+
+
+def reply(
+    escalation_id: int, user: StaffMember, text: Any, *, via: str = "console", database_url: str | None = None
+) -> ReplyView:
+    """Sends a reply to the patient and records its delivery.
+
+    The reply is stored as ``sending`` (and an unassigned escalation is claimed by the
+    sender) before Rasa is called, then marked ``delivered`` or ``failed`` with the reason.
+
+    Returns:
+        The reply; ``status == "failed"`` and ``error`` when delivery failed.
+
+    Raises:
+        InvalidText: empty, too long or not text.
+        NotFound: no such escalation.
+        Conflict: the escalation is resolved (the assistant has the conversation again).
+    """
+    cleaned = validate_text(text, "Reply")
+    with session_scope(database_url) as session:
+        escalation = _load(session, escalation_id, for_update=True)
+        if escalation.status != "open":
+            raise Conflict("This conversation is resolved: the assistant has it again.")
+        if escalation.assigned_to_id is None:
+            escalation.assigned_to_id = user.id
+            audit.record(session, user, "claim", escalation, _detail(via, "by replying"))
+        row = StaffReply(escalation_id=escalation.id, author_id=user.id, text=cleaned, status="sending")
+        session.add(row)
+        escalation.updated_at = utcnow()
+        session.flush()
+        reply_id, conversation_id = row.id, escalation.conversation_id
+    ok, error = _deliver(conversation_id, cleaned, user.display_name, database_url)
+    with session_scope(database_url) as session:
+        row = session.get(StaffReply, reply_id)
+        escalation = session.get(Escalation, escalation_id)
+        row.status = "delivered" if ok else "failed"
+        row.error = None if ok else (error or "delivery failed")[:500]
+        row.delivered_at = utcnow() if ok else None
+        outcome = f"reply {reply_id} delivered" if ok else f"reply {reply_id} failed: {row.error}"
+        audit.record(session, user, "reply", escalation, _detail(via, outcome))
+        session.flush()
+        session.refresh(row)
+        result = _reply(row)
+    logger.info("staff reply %s on escalation %s: %s", reply_id, escalation_id, result.status)
+    return result
+
+
+def resolve(
+    escalation_id: int, user: StaffMember, *, via: str = "console", database_url: str | None = None
+) -> ResolveResult:
+    """Hands the conversation back to the assistant and, when that worked, marks it resolved.
+
+    Returns:
+        ``ok`` True and the resolved escalation; or ``ok`` False, the reason, and the
+        escalation still open (staff can retry).
+
+    Raises:
+        NotFound: no such escalation.
+        Conflict: it is resolved already.
+    """
+    with session_scope(database_url) as session:
+        escalation = _load(session, escalation_id)
+        if escalation.status != "open":
+            raise Conflict("This conversation is resolved already.")
+        conversation_id = escalation.conversation_id
+    ok, error = _hand_back(conversation_id)
+    with session_scope(database_url) as session:
+        escalation = _load(session, escalation_id)
+        if not ok:
+            audit.record(session, user, "resolve_failed", escalation, _detail(via, error))
+            return ResolveResult(False, error, _fresh_summary(session, escalation))
+        now = utcnow()
+        changed = session.execute(
+            update(Escalation)
+            .where(Escalation.id == escalation_id, Escalation.status == "open")
+            .values(status="resolved", resolved_at=now, resolved_by_id=user.id, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not changed:
+            raise Conflict("This conversation is resolved already.")
+        audit.record(session, user, "resolve", escalation, _detail(via))
+        return ResolveResult(True, None, _fresh_summary(session, escalation))
+
+
+# ------------------------------------------------------------------ delivery (clinic.rasa_api)
+
+
+def _deliver(conversation_id: str, text: str, staff_name: str, database_url: str | None) -> tuple[bool, str | None]:
+    """Sends the reply (``database_url`` is where :mod:`clinic.rasa_api` reads the SMS opt-outs)."""
+    try:
+        from clinic.rasa_api import send_staff_reply
+
+        delivery = send_staff_reply(conversation_id, text, staff_name=staff_name, database_url=database_url)
+    except Exception as exc:  # noqa: BLE001 - it should not raise; if it does, the reply failed
+        logger.warning("staff reply delivery raised %s", type(exc).__name__)
+        return False, f"internal error ({type(exc).__name__})"
+    return (True, None) if delivery.ok else (False, delivery.error or "delivery failed")
+
+
+def _hand_back(conversation_id: str) -> tuple[bool, str | None]:
+    try:
+        from clinic.rasa_api import hand_back
+
+        delivery = hand_back(conversation_id)
+    except Exception as exc:  # noqa: BLE001 - it should not raise; if it does, hand-back failed
+        logger.warning("hand-back raised %s", type(exc).__name__)
+        return False, f"internal error ({type(exc).__name__})"
+    return (True, None) if delivery.ok else (False, delivery.error or "hand-back failed")

@@ -1,0 +1,248 @@
+"""clinic.safety.guard: the deterministic crisis / emergency / personal-medical detector.
+
+The labelled phrases in ``guard_phrases.yml`` were written independently of the lexicons (see
+docs/POLICY.md for the labels). The guard is built once per session (``guard`` fixture).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import resource
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clinic.safety.guard import GuardResult
+
+PHRASES_FILE = Path(__file__).with_name("guard_phrases.yml")
+PHRASES: list[dict[str, Any]] = yaml.safe_load(PHRASES_FILE.read_text(encoding="utf-8"))
+LABELS = {"crisis", "emergency", "medical", "human", "none"}
+FAST_MS = 200  # budget for one message, however long or strange
+HARD_LIMIT_S = 3.0  # a hostile input still running after this is stopped and fails its test
+
+
+def _phrase_id(index: int, phrase: dict[str, Any]) -> str:
+    return f"{index:03d}-{phrase['label']}-{phrase['text'][:40]}"
+
+
+def _expected(label: str) -> str | None:
+    return None if label == "none" else label
+
+
+def test_the_phrase_file_is_big_enough_and_well_formed() -> None:
+    assert len(PHRASES) >= 300
+    assert all(set(p) <= {"text", "label", "note"} and p["text"].strip() for p in PHRASES)
+    assert {p["label"] for p in PHRASES} == LABELS
+    texts = [p["text"].strip().lower() for p in PHRASES]
+    assert len(texts) == len(set(texts)), "a phrase is listed twice"
+
+
+@pytest.mark.parametrize("phrase", PHRASES, ids=[_phrase_id(i, p) for i, p in enumerate(PHRASES)])
+def test_labelled_phrase(guard, phrase: dict[str, Any]) -> None:
+    result = guard.check(phrase["text"])
+
+    assert result.category == _expected(phrase["label"]), (
+        f"{phrase.get('note', '')}: rule={result.rule} matched={result.matched}"
+    )
+
+
+def test_every_result_names_its_rule_and_the_words_it_read(guard) -> None:
+    problems = []
+    for phrase in PHRASES:
+        result = guard.check(phrase["text"])
+        read = guard.read(phrase["text"]).text
+        if result.fired:
+            if not (isinstance(result.rule, str) and result.rule and result.matched):
+                problems.append(f"no rule or words: {phrase['text']!r} -> {result}")
+            elif not all(word in read for word in result.matched):
+                problems.append(f"words not in the message: {phrase['text']!r} -> {result.matched}")
+        elif result.rule is not None or result.matched:
+            problems.append(f"rule without a category: {phrase['text']!r} -> {result}")
+    assert sum(guard.check(p["text"]).fired for p in PHRASES) >= 150
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "rule", "word"),
+    [
+        ("I want to kill myself", "crisis", "self_harm", "kill myself"),
+        ("my son says he wants to kill himself", "crisis", "self_harm", "kill himself"),
+        ("I'm going to hurt my neighbor", "crisis", "harm_to_others", "hurt"),
+        ("I took all my pills on purpose", "crisis", "intentional_overdose", "pills"),
+        ("my dad is having a seizure", "emergency", "acute_emergency", "seizure"),
+        ("I'm on lexapro, can I do this?", "medical", "named_medicine", "lexapro"),
+        ("how many mg should I get", "medical", "personal_dose", "mg"),
+        ("my BP was 160/100 this morning", "medical", "test_result", "160/100"),
+    ],
+)
+def test_the_rule_and_matched_words(guard, text: str, category: str, rule: str, word: str) -> None:
+    result = guard.check(text)
+
+    assert (result.category, result.rule) == (category, rule)
+    assert any(word in m for m in result.matched), result.matched
+    assert result.as_dict()["rule"] == rule and result.as_dict()["matched"] == result.matched
+
+
+def test_nothing_fired_means_no_rule_and_no_words(guard) -> None:
+    result = guard.check("what are your hours on saturday?")
+
+    assert result == GuardResult(language="en")
+    assert not result.fired
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This price is killing me",
+        "I'm dying to know how the treatment actually works",
+        "I need to kill time before my appt",
+        "my commute is murder",
+        "my phone is about to die, text me the address",
+        "I'd kill for a coffee right now",
+        "these shoes are killing me, anyway where do I park",
+    ],
+)
+def test_idioms_do_not_fire(guard, text: str) -> None:
+    assert guard.check(text).category is None
+
+
+@pytest.mark.parametrize("text", ["I'm not suicidal, I just want to know the price", "no I am not going to hurt myself"])
+def test_an_explicit_denial_does_not_fire_and_is_recorded(guard, text: str) -> None:
+    result = guard.check(text)
+
+    assert result.category is None
+    assert result.negated
+
+
+@pytest.mark.parametrize(
+    ("typed", "corrected", "category"),
+    [
+        ("i want to kil myself", "kill myself", "crisis"),
+        ("been having sucidal thoughts", "suicidal", "crisis"),
+        ("my son is having a siezure", "seizure", "emergency"),
+        ("my mom is unconcious", "unconscious", "emergency"),
+    ],
+)
+def test_typos_are_corrected(guard, typed: str, corrected: str, category: str) -> None:
+    assert corrected in guard.read(typed).text
+    assert guard.check(typed).category == category
+
+
+def test_words_that_are_already_right_are_not_corrected(guard) -> None:
+    assert guard.read("I would like to schedule a consultation").text == "i would like to schedule a consultation"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Quiero matarme", "crisis"),
+        ("Mi hijo dice que se quiere matar", "crisis"),
+        ("No puedo respirar", "emergency"),
+        ("Me duele mucho el pecho ahora mismo", "emergency"),
+    ],
+)
+def test_spanish_sets_the_language(guard, text: str, category: str) -> None:
+    result = guard.check(text)
+
+    assert (result.category, result.language) == (category, "es")
+
+
+@pytest.mark.parametrize("text", ["I want to kill myself", "my dad is having a seizure", "what are your hours"])
+def test_english_keeps_the_language(guard, text: str) -> None:
+    assert guard.check(text).language == "en"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", None])
+def test_empty_input(guard, text: str | None) -> None:
+    assert guard.check(text) == GuardResult()
+
+
+def test_a_crisis_deep_in_a_long_message_is_found(guard) -> None:
+    text = "I have a question about parking and insurance. " * 100 + "Honestly I want to kill myself."
+
+    assert guard.check(text).category == "crisis"
+
+
+# ------------------------------------------------------------------ hostile input
+# Run in a forked child (it inherits the built guard): a runaway input is stopped after
+# HARD_LIMIT_S and limited in memory, so it fails its own test instead of the whole session.
+
+
+def _hostile_inputs() -> dict[str, str]:
+    rng = random.Random(20_000)
+    junk = bytes(rng.randrange(256) for _ in range(20_000))
+    return {
+        "prose-20000": ("Hello, I have a question about the cost of an infusion and about parking. " * 300)[:20_000],
+        "one-word-20000": "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(20_000)),
+        "digits-20000": "0123456789" * 2_000,
+        "binary-latin1-20000": junk.decode("latin-1"),
+        "binary-utf8-replaced-20000": junk.decode("utf-8", errors="replace")[:20_000],
+        "nul-and-controls-20000": "\x00\x01\x02\x1b\x7f" * 4_000,
+        "emoji-2000": "\U0001F642" * 2_000,
+        "punctuation-2000": "?!" * 1_000,
+        "lone-surrogates": "\ud800\udfff" * 100,
+    }
+
+
+HOSTILE = _hostile_inputs()
+
+
+def _check_in_child(guard, text: str, connection) -> None:
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            in_use = int(statm.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (in_use + 2 * 1024**3, hard))
+    except (OSError, ValueError):
+        pass
+    try:
+        guard.check("hello there")  # warm up the child's copy
+        started = time.perf_counter()
+        result = guard.check(text)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        connection.send(("ok", result.category, elapsed_ms))
+    except BaseException:  # noqa: BLE001 - report any crash to the parent
+        connection.send(("crash", traceback.format_exc(limit=3), 0.0))
+    finally:
+        connection.close()
+
+
+def _timed_check(guard, text: str) -> tuple[str | None, float]:
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_check_in_child, args=(guard, text, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(HARD_LIMIT_S):
+            pytest.fail(f"the guard did not finish within {HARD_LIMIT_S} s (budget {FAST_MS} ms)")
+        status, detail, elapsed_ms = receiver.recv()
+    except EOFError:
+        pytest.fail("the guard's process died (out of memory?)")
+    finally:
+        child.kill()
+        child.join()
+        receiver.close()
+    if status == "crash":
+        pytest.fail(f"the guard crashed:\n{detail}")
+    return detail, elapsed_ms
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_input_does_not_crash_and_is_fast(guard, name: str) -> None:
+    category, elapsed_ms = _timed_check(guard, HOSTILE[name])
+
+    assert category in (None, "crisis", "emergency", "medical")
+    assert elapsed_ms < FAST_MS, f"{name}: {elapsed_ms:.0f} ms"
+
+
+def test_the_timing_harness_measures_an_ordinary_message(guard) -> None:
+    category, elapsed_ms = _timed_check(guard, "I want to kill myself")
+
+    assert category == "crisis"
+    assert 0 < elapsed_ms < FAST_MS

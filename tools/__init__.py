@@ -1,0 +1,1 @@
+"""Developer tools: evaluation, load benchmark and the answers report."""
