@@ -3,10 +3,12 @@
 Registered in endpoints.yml (``nlg: type: addons.clinic_nlg.ClinicNLG``). It renders the
 responses from domain.yml inside the Rasa server (no action server or HTTP hop), adding the
 ``{placeholders}`` of clinic.yml to the slot values. clinic.yml is re-read when it changes.
-Creating it also installs :mod:`addons.speedups` (Rasa hot spots made cheap, same results),
+
+Rasa builds this NLG once in every Rasa server this project starts (from endpoints.yml), so its
+constructor is where the server's process is prepared, explicitly and in one place:
+:func:`addons.rasa_patches.install` (the changes to Rasa's own code),
 :mod:`addons.action_failures` (a custom action that cannot run gets the patient a safe message)
-and :mod:`clinic.log_hygiene` (no patient data in logs at INFO and above): the NLG is loaded once
-in every Rasa server this project starts.
+and :mod:`clinic.log_hygiene` (no patient data in logs at INFO and above).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import EndpointConfig
 
-from addons import action_failures, fair_turns, speedups
+from addons import action_failures, rasa_patches
 from clinic import log_hygiene
 from clinic.profile import ProfileCache
 
@@ -27,11 +29,12 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
 
     def __init__(self, endpoint_config: EndpointConfig | None = None, domain: Domain | None = None) -> None:
         super().__init__((domain or Domain.empty()).responses)
-        speedups.install()
+        server = endpoint_config is not None  # created by a Rasa server from endpoints.yml (not a unit test)
+        # the one call site of the Rasa patches (server: with fair turns, a few messages at a time)
+        rasa_patches.install(server=server)
         action_failures.install()  # a failed custom action: a safe message, crisis rules still run
-        if endpoint_config is not None:  # created by a Rasa server from endpoints.yml (not a unit test)
+        if server:
             log_hygiene.install()  # INFO+ logs: no message text, phone numbers or emails
-            fair_turns.install()  # a few messages at a time, the others in arrival order
         self._profile = ProfileCache()
         self._profile.get()  # fail at start-up, naming the field, if clinic.yml is invalid
 

@@ -49,6 +49,19 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.delenv("CLINIC_PROFILE", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _rasa_patches_removed() -> Iterator[None]:
+    """The Rasa patches a test installs (building a ``ClinicNLG`` installs them) are removed when
+    it ends, so the next test meets Rasa as it is; those installed before it stay."""
+    from addons import rasa_patches
+
+    before = rasa_patches.installed()
+    yield
+    for patch in reversed(rasa_patches.installed()):
+        if patch not in before:
+            patch.uninstall()
+
+
 # ------------------------------------------------------------------ clinic profile
 
 

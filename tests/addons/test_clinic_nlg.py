@@ -15,8 +15,11 @@ import yaml
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
 
+from addons import rasa_patches
 from addons.clinic_nlg import ClinicNLG
+from clinic import log_hygiene
 from clinic.profile import DEFAULT_PATH, ProfileError, load_profile
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -177,3 +180,23 @@ def test_the_crisis_text_fits_the_kind_language_and_channel(clinic_copy: Path, d
 
     assert text.startswith(lead)
     assert all(number in text for number in must_have)
+
+
+def test_building_the_nlg_is_where_the_rasa_patches_are_installed(clinic_copy: Path, domain: Domain,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare NLG (a unit test) installs all but the server-only patches; the one a Rasa server
+    builds from endpoints.yml (with its endpoint config) installs them all."""
+    from addons.rasa_patches.registry import PATCHES
+
+    monkeypatch.setenv("RASA_CONCURRENT_TURNS", "1")
+    rasa_patches.uninstall()
+    ClinicNLG(domain=domain)
+    assert rasa_patches.installed() == [p for p in PATCHES if not p.server_only]
+
+    hygiene_was_installed = log_hygiene.installed()
+    try:
+        ClinicNLG(EndpointConfig(type="addons.clinic_nlg.ClinicNLG"), domain)
+        assert rasa_patches.installed() == PATCHES
+    finally:
+        if not hygiene_was_installed:
+            log_hygiene.uninstall()

@@ -1,4 +1,4 @@
-"""addons.fair_turns: a few turns at a time, started turns first, newcomers in arrival order."""
+"""addons.rasa_patches.fair_turns: a few turns at a time, started turns first, newcomers in arrival order."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from rasa.core.processor import MessageProcessor
 from rasa.utils.endpoints import EndpointConfig
 
-from addons import fair_turns
-from addons.fair_turns import TurnGate
+from addons.rasa_patches import fair_turns
+from addons.rasa_patches.fair_turns import TurnGate
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,14 +111,18 @@ def test_a_cancelled_waiter_never_holds_a_place() -> None:
 
 
 @pytest.fixture
-def gated() -> Iterator[None]:
-    was = fair_turns.installed()
-    fair_turns.uninstall()
-    fair_turns.install(limit=1)
+def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fair turns installed, one turn at a time. The first message freezes the objects alive at
+    that moment out of the garbage collector's reach (a server's start-up objects): here that
+    would be everything the test session holds, so they are given back afterwards."""
+    monkeypatch.setenv("RASA_CONCURRENT_TURNS", "1")
+    fair_turns.PATCH.uninstall()
+    frozen_before = gc.get_freeze_count()
+    fair_turns.PATCH.install()
     yield
-    fair_turns.uninstall()
-    if was:
-        fair_turns.install()
+    fair_turns.PATCH.uninstall()
+    if not frozen_before:  # (gc.unfreeze cannot tell apart what someone else froze)
+        gc.unfreeze()
 
 
 def test_message_turns_are_gated_and_network_waits_give_the_place_up(gated: None,
@@ -145,8 +149,8 @@ def test_message_turns_are_gated_and_network_waits_give_the_place_up(gated: None
             time.sleep(0.005)  # a FAQ turn's CPU work: the loop does nothing else meanwhile
         return message
 
-    monkeypatch.setitem(fair_turns._originals, "handle_message", fake_handle)
-    monkeypatch.setitem(fair_turns._originals, "request", fake_request)
+    monkeypatch.setattr(fair_turns.HANDLE_MESSAGE, "original", fake_handle)
+    monkeypatch.setattr(fair_turns.REQUEST, "original", fake_request)
 
     async def scenario() -> list[str]:
         processor = object.__new__(MessageProcessor)
@@ -163,16 +167,29 @@ def test_message_turns_are_gated_and_network_waits_give_the_place_up(gated: None
                    "booking back (1 active)", "faq1 works (1 active)", "faq2 works (1 active)"]
 
 
-def test_install_is_idempotent_and_uninstall_restores_rasa() -> None:
-    was = fair_turns.installed()
-    fair_turns.uninstall()
+def test_install_is_idempotent_and_uninstall_restores_rasa(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RASA_CONCURRENT_TURNS", "2")
+    fair_turns.PATCH.uninstall()
     rasas = (MessageProcessor.handle_message, EndpointConfig.request)
-    fair_turns.install()
+    fair_turns.PATCH.install()
     once = (MessageProcessor.handle_message, EndpointConfig.request)
-    fair_turns.install()
+    fair_turns.PATCH.install()
     assert (MessageProcessor.handle_message, EndpointConfig.request) == once
     assert once[0] is not rasas[0] and once[1] is not rasas[1]
-    fair_turns.uninstall()
+
+    async def limit() -> int:
+        return fair_turns.gate().limit
+
+    assert asyncio.run(limit()) == 2  # read from the environment when installed
+    fair_turns.PATCH.uninstall()
     assert (MessageProcessor.handle_message, EndpointConfig.request) == rasas
-    if was:
-        fair_turns.install()
+
+
+def test_a_bad_limit_refuses_the_install_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RASA_CONCURRENT_TURNS", "many")
+    fair_turns.PATCH.uninstall()
+    rasas = (MessageProcessor.handle_message, EndpointConfig.request)
+    with pytest.raises(ValueError, match="RASA_CONCURRENT_TURNS"):
+        fair_turns.PATCH.install()
+    assert (MessageProcessor.handle_message, EndpointConfig.request) == rasas
+    assert not fair_turns.PATCH.installed

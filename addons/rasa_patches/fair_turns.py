@@ -1,10 +1,11 @@
-"""Fair turns: the Rasa server finishes the messages it started before it starts new ones.
+"""Wraps ``MessageProcessor.handle_message`` and ``EndpointConfig.request``: the Rasa server
+finishes the messages it started before it starts new ones (fair turns).
 
-One Rasa process serves every conversation on one event loop. Without a limit, every message
-that arrives starts at once, and a turn that waits for the action server (a booking question, an
-escalation) goes to the back of the loop's queue when the reply comes, behind every newer
-message: under load the turns that started first are answered last (p95 four times the mean,
-README "Performance").
+Why: one Rasa process serves every conversation on one event loop. Without a limit, every
+message that arrives starts at once, and a turn that waits for the action server (a booking
+question, an escalation) goes to the back of the loop's queue when the reply comes, behind every
+newer message: under load the turns that started first are answered last (p95 four times the
+mean; README "Performance").
 
 Here at most ``RASA_CONCURRENT_TURNS`` messages (default 1) are *working* inside Rasa's message
 processor at once. A turn that waits on the network (Rasa's HTTP requests to the action server,
@@ -16,10 +17,10 @@ replies, hand-back, tracker reads) never wait here.
 
 At the first message it also moves everything loaded at start-up (model, domain, libraries) out
 of reach of Python's cyclic garbage collector (``gc.freeze``): a full collection walked all of it,
-holding every conversation for about 0.1-0.2 s several times a minute under load (p99 at 20
-conversations 390 -> 267 ms).
+holding every conversation for about 0.1-0.2 s several times a minute under load.
 
-:func:`install` (from the Rasa server's NLG, like :mod:`addons.speedups`) is idempotent.
+Server only (:class:`~addons.rasa_patches.patch.Patch` ``server_only``): a bare ``ClinicNLG()`` in
+a unit test does not install it. The limit is read from the environment when it is installed.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
-import os
-import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -36,19 +35,17 @@ from typing import Any
 from rasa.core.processor import MessageProcessor
 from rasa.utils.endpoints import EndpointConfig
 
+from addons.rasa_patches.patch import Patch, Replacement
+from clinic import settings
+
 DEFAULT_LIMIT = 1
-_lock = threading.Lock()
-_originals: dict[str, Any] = {}
+_limit = DEFAULT_LIMIT  # set when installed
+_frozen = False  # start-up objects frozen (once per installation)
 
 
 def limit_from_env() -> int:
-    """``RASA_CONCURRENT_TURNS``: a whole number from 1 (default 1)."""
-    raw = (os.environ.get("RASA_CONCURRENT_TURNS") or "").strip()
-    if not raw:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"RASA_CONCURRENT_TURNS must be a whole number from 1, not {raw!r}")
-    return int(raw)
+    """``RASA_CONCURRENT_TURNS`` (clinic.settings), a whole number from 1 (default 1)."""
+    return settings.rasa_concurrent_turns()
 
 
 class TurnGate:
@@ -120,7 +117,11 @@ class _Hold:
 
 
 _hold: contextvars.ContextVar[_Hold | None] = contextvars.ContextVar("clinic_turn_hold", default=None)
-_gates: dict[int, TurnGate] = {}  # one per event loop (tests run several loops)
+# One gate per event loop (tests run several loops), keyed by the loop's id. A gate holds no
+# reference to its loop once nothing waits in it, so a new loop may get the id, and the gate, of
+# one that ended: harmless when that loop ended with no turn inside or waiting (a Rasa server
+# runs one loop for its whole life).
+_gates: dict[int, TurnGate] = {}
 
 
 def gate() -> TurnGate:
@@ -130,7 +131,7 @@ def gate() -> TurnGate:
     if found is None:
         if len(_gates) > 16:
             _gates.clear()
-        found = _gates[loop_id] = TurnGate(_originals.get("limit", DEFAULT_LIMIT))
+        found = _gates[loop_id] = TurnGate(_limit)
     return found
 
 
@@ -138,8 +139,9 @@ def _freeze_start_up_objects() -> None:
     """Once, at the first message: the model, the domain and the libraries loaded at start-up
     leave Python's cyclic garbage collector, which otherwise walks all of them at every full
     collection (tens of milliseconds with everything on hold, several times a minute under load)."""
-    if not _originals.get("frozen"):
-        _originals["frozen"] = True
+    global _frozen
+    if not _frozen:
+        _frozen = True
         gc.collect()
         gc.freeze()
 
@@ -151,7 +153,7 @@ async def _handle_message(self: MessageProcessor, message: Any) -> Any:
     hold.holding = True
     token = _hold.set(hold)
     try:
-        return await _originals["handle_message"](self, message)
+        return await HANDLE_MESSAGE.original(self, message)
     finally:
         _hold.reset(token)
         if hold.holding:
@@ -161,11 +163,11 @@ async def _handle_message(self: MessageProcessor, message: Any) -> Any:
 async def _request(self: EndpointConfig, *args: Any, **kwargs: Any) -> Any:
     hold = _hold.get()
     if hold is None or not hold.holding:
-        return await _originals["request"](self, *args, **kwargs)
+        return await REQUEST.original(self, *args, **kwargs)
     hold.gate.release()  # waiting on the network: someone else can work meanwhile
     hold.holding = False
     try:
-        result = await _originals["request"](self, *args, **kwargs)
+        result = await REQUEST.original(self, *args, **kwargs)
     except asyncio.CancelledError:
         raise
     except BaseException:
@@ -177,27 +179,17 @@ async def _request(self: EndpointConfig, *args: Any, **kwargs: Any) -> Any:
     return result
 
 
-def install(limit: int | None = None) -> None:
-    """Puts the gate around ``MessageProcessor.handle_message`` (once per process)."""
-    with _lock:
-        if _originals:
-            return
-        _originals["limit"] = limit if limit is not None else limit_from_env()
-        _originals["handle_message"] = MessageProcessor.handle_message
-        _originals["request"] = EndpointConfig.request
-        MessageProcessor.handle_message = _handle_message  # type: ignore[method-assign]
-        EndpointConfig.request = _request  # type: ignore[method-assign]
+def _read_limit() -> None:
+    global _limit
+    _limit = limit_from_env()
 
 
-def uninstall() -> None:
-    with _lock:
-        if not _originals:
-            return
-        MessageProcessor.handle_message = _originals.pop("handle_message")  # type: ignore[method-assign]
-        EndpointConfig.request = _originals.pop("request")  # type: ignore[method-assign]
-        _originals.clear()
-        _gates.clear()
+def _forget() -> None:
+    global _limit, _frozen
+    _limit, _frozen = DEFAULT_LIMIT, False
+    _gates.clear()
 
 
-def installed() -> bool:
-    return bool(_originals)
+HANDLE_MESSAGE = Replacement(MessageProcessor, "handle_message", _handle_message)
+REQUEST = Replacement(EndpointConfig, "request", _request)
+PATCH = Patch("fair turns", [HANDLE_MESSAGE, REQUEST], prepare=_read_limit, reset=_forget, server_only=True)
