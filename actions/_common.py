@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 
 from rasa_sdk import Tracker
 
+from clinic.channels import SMS_CHANNEL
+from clinic.clock import utcnow
 from clinic.contact import normalize_phone
 from clinic.hours import describe_next_opening, is_open, next_opening
 from clinic.profile import ProfileCache
@@ -18,7 +20,6 @@ FORM_SLOTS = (
     "offered_slots", "slot_choice", "booking_confirmed", "booking_code", "booking_ref", "cancel_confirmed",
     "lookup_attempts", "requested_slot",
 )
-SMS_CHANNEL = "twilio"
 
 
 @lru_cache(maxsize=1)
@@ -40,7 +41,7 @@ def sms_sender_phone(tracker: Tracker) -> str | None:
 def after_hours_note(now: datetime | None = None) -> str:
     """" We're closed right now, so that will be from Monday at 8 AM." or "" when open."""
     profile = profile_cache().get()
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     if is_open(profile, now):
         return ""
     if next_opening(profile, now) is None:  # "from as soon as the clinic reopens" is not English

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -31,11 +31,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions._common import FORM_SLOTS, channel_of, profile_cache, sms_sender_phone
 from clinic.booking import service as booking
+from clinic.booking.scheduling import Appointment, BookingDraft, Patient, SchedulerError, Slot
 from clinic.booking.service import OTHER_REASON, Outcome
+from clinic.booking.timeparse import display_date, display_slot, parse_preferred_time, short_slot
+from clinic.clock import as_utc, utcnow
 from clinic.contact import clean_name, display_phone, normalize_email, normalize_phone
 from clinic.profile import ClinicProfile
-from clinic.booking.scheduling import Appointment, BookingDraft, Patient, SchedulerError, Slot, utc
-from clinic.booking.timeparse import display_date, display_slot, parse_preferred_time, short_slot
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,6 @@ DIGRESSION_CONFIDENCE = 0.5
 
 def _profile() -> ClinicProfile:
     return profile_cache().get()
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _latest(tracker: Tracker) -> tuple[str, str | None, float]:
@@ -170,7 +167,7 @@ def _chosen_slot(tracker: Tracker, profile: ClinicProfile) -> Slot | None:
     start = _parse_iso(tracker.get_slot("preferred_time")) if choice == REQUEST else _parse_iso(choice)
     if start is None:
         return None
-    same = next((s for s in offered(tracker) if utc(s.start) == utc(start)), None)
+    same = next((s for s in offered(tracker) if as_utc(s.start) == as_utc(start)), None)
     return same or Slot(start, start + length)
 
 
@@ -224,9 +221,9 @@ class _BookingAnswers(FormValidationAction, ABC):
     async def validate_preferred_time(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> dict[str, Any]:
         """Reads the time; if bookable, finds up to three open slots near it."""
-        profile, now = _profile(), _now()
+        profile, now = _profile(), utcnow()
         previous = _parse_iso(value)
-        if previous is not None and offered(tracker) and utc(previous) > now - timedelta(minutes=5):
+        if previous is not None and offered(tracker) and as_utc(previous) > now - timedelta(minutes=5):
             return {"preferred_time": _iso(previous)}  # already read (the form resumed)
         parsed = parse_preferred_time(str(value or ""), profile, now)
         if parsed.problem is not None:
@@ -240,7 +237,7 @@ class _BookingAnswers(FormValidationAction, ABC):
                      tracker: Tracker) -> dict[str, Any]:
         profile = _profile()
         current = _appointment(tracker)
-        exclude = {utc(current.start).isoformat()} if current is not None and current.start else set()
+        exclude = {as_utc(current.start).isoformat()} if current is not None and current.start else set()
         try:
             slots = await asyncio.to_thread(booking.offers, profile, when, exclude=exclude)
         except (SchedulerError, SQLAlchemyError):
@@ -270,7 +267,7 @@ class _BookingAnswers(FormValidationAction, ABC):
         stale = _parse_iso(text)
         if stale is not None:  # a button of an earlier offer: booking checks it is still free
             return {"slot_choice": _iso(stale)}
-        profile, now = _profile(), _now()
+        profile, now = _profile(), utcnow()
         parsed = parse_preferred_time(text, profile, now)
         if (parsed.problem is None and not parsed.earliest and any(ch.isalpha() for ch in text)
                 and _digression(tracker, self.form_name()) is None):

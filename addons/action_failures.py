@@ -66,7 +66,9 @@ async def safe_message(action_name: str, tracker: Any, output_channel: Any, nlg:
     return [create_bot_utterance(message)] if message else []
 
 
-async def _run_remote_action(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> list[Event]:
+async def _run_remote_action(
+    self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any
+) -> list[Event]:
     try:
         return await _originals["remote_run"](self, output_channel, nlg, tracker, domain)
     except ActionExecutionRejection:

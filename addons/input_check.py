@@ -44,7 +44,7 @@ class InputCheck(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "InputCheck":
+    ) -> InputCheck:
         return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:

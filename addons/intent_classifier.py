@@ -34,8 +34,6 @@ import logging
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix, hstack, vstack
-
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -43,6 +41,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
 from rasa.shared.nlu.training_data.message import Message
+from scipy.sparse import csr_matrix, hstack, vstack
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class TunedLogisticRegressionClassifier(LogisticRegressionClassifier):
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "TunedLogisticRegressionClassifier":
+    ) -> TunedLogisticRegressionClassifier:
         component = cls._load_arrays(config, model_storage, resource, execution_context)
         if component is None:
             component = super().load(config, model_storage, resource, execution_context, **kwargs)
@@ -108,7 +107,7 @@ class TunedLogisticRegressionClassifier(LogisticRegressionClassifier):
 
     @classmethod
     def _load_arrays(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
-                     execution_context: ExecutionContext) -> "TunedLogisticRegressionClassifier | None":
+                     execution_context: ExecutionContext) -> TunedLogisticRegressionClassifier | None:
         from sklearn.linear_model import LogisticRegression
 
         try:

@@ -59,7 +59,9 @@ def redis_connection_kwargs(url: str) -> dict[str, Any]:
 class AtomicRedisLockStore(RedisLockStore):
     """Rasa's Redis lock store whose ticket changes are atomic across instances."""
 
-    def _change(self, conversation_id: str, change: Callable[[TicketLock | None], tuple[T, TicketLock | None, bool]]) -> T:
+    def _change(
+        self, conversation_id: str, change: Callable[[TicketLock | None], tuple[T, TicketLock | None, bool]]
+    ) -> T:
         """Applies ``change(lock) -> (result, lock to save or None, delete when empty)`` atomically."""
         import redis
 

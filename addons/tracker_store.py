@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -39,7 +38,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from clinic.settings import VAR_DIR, tracker_store_url
+from clinic.settings import VAR_DIR, tracker_store_sync, tracker_store_url
 
 logger = logging.getLogger(__name__)
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # seconds between attempts: ~8 s in all
@@ -47,7 +46,6 @@ T = TypeVar("T")
 
 # On a tracker object: how many of its events (from the first) are in the database.
 STORED = "_clinic_stored_events"
-SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 _TABLE = SQLTrackerStore.SQLEvent.__table__
 _SESSION_START = sa.text(
@@ -69,17 +67,9 @@ _COUNT_ALL = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sen
 _COUNT_SINCE = sa.text(f"SELECT count(*) FROM {_TABLE.name} WHERE sender_id = :sender AND timestamp >= :start")
 
 
-def sqlite_sync_mode() -> str:
-    """``TRACKER_STORE_SYNC`` (NORMAL unless set): SQLite's ``synchronous`` for the tracker store."""
-    mode = (os.environ.get("TRACKER_STORE_SYNC") or "NORMAL").strip().upper()
-    if mode not in SQLITE_SYNC_MODES:
-        raise ValueError(f"TRACKER_STORE_SYNC must be one of {', '.join(SQLITE_SYNC_MODES)}, not {mode!r}")
-    return mode
-
-
 def _sqlite_engine(url: sa.engine.URL) -> sa.engine.Engine:
     """One long-lived connection per thread, in WAL mode (readers never wait for the writer)."""
-    sync = sqlite_sync_mode()
+    sync = tracker_store_sync()
     engine = sa.create_engine(url, hide_parameters=True, poolclass=sa.pool.QueuePool, pool_size=2,
                               max_overflow=8, connect_args={"check_same_thread": False, "timeout": 10})
 

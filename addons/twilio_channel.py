@@ -28,7 +28,7 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
 from addons.socketio_channel import offered_buttons, only_offered_payloads
-from clinic.channels import sms
+from clinic.channels import SMS_CHANNEL, sms
 from clinic.channels.sms import Keyword, SmsDispatcher, SmsLineSettings, SmsTexts, TwilioSmsTransport
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class ClinicTwilioOutput(OutputChannel):
 
     @classmethod
     def name(cls) -> str:
-        return "twilio"
+        return SMS_CHANNEL
 
     def __init__(self, dispatcher: SmsDispatcher, texts: SmsTexts, database_url: str | None = None) -> None:
         self.dispatcher = dispatcher
@@ -103,7 +103,7 @@ class ClinicTwilioInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
-        return "twilio"
+        return SMS_CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:

@@ -20,15 +20,19 @@ from datetime import datetime
 
 
 def _escalations(show_all: bool) -> int:
-    from clinic.staff.escalation import list_escalations
+    """Prints open escalations (urgent first, then oldest), then with ``show_all`` resolved ones
+    (latest first). Listing writes no audit event, as in the console's inbox."""
+    from clinic.staff.inbox import list_escalations
 
-    rows = list_escalations(status=None if show_all else "open")
+    rows = list_escalations(status="open", limit=None)
+    if show_all:
+        rows += list_escalations(status="resolved", limit=None)
     if not rows:
         print("No open escalations." if not show_all else "No escalations.")
         return 0
     print(f"{'#':>5}  {'urgency':8} {'status':9} {'reason':17} {'channel':9} {'opened (UTC)':17} guard rule")
     for e in rows:
-        rule = (e.guard_reason or {}).get("rule") or "-"
+        rule = e.guard_rule or "-"
         print(
             f"{e.id:>5}  {e.urgency:8} {e.status:9} {e.reason:17} {e.channel:9} "
             f"{e.created_at:%Y-%m-%d %H:%M}  {rule}  conversation={e.conversation_id}"
@@ -52,7 +56,7 @@ def _when(value: datetime | None) -> str:
 
 
 def _staff_list() -> int:
-    from clinic.db import utcnow
+    from clinic.clock import utcnow
     from clinic.staff.accounts import list_users
 
     users = list_users()
@@ -86,8 +90,8 @@ def _staff_tokens(username: str | None) -> int:
 
 def _staff(args: argparse.Namespace) -> int:
     """Runs a ``staff`` subcommand; errors go to stderr with exit code 1."""
-    from clinic.staff import accounts as staff
     from clinic.db import migrate
+    from clinic.staff import accounts as staff
 
     migrate()
     action = args.staff_command

@@ -50,7 +50,8 @@ def normalize_phone(text: str, region: str = "US") -> str | None:
 def display_phone(e164: str) -> str:
     """A number as people write it: "(312) 555-0123" for US numbers."""
     number = phonenumbers.parse(e164, "US")
-    style = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == 1 else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    formats = phonenumbers.PhoneNumberFormat
+    style = formats.NATIONAL if number.country_code == 1 else formats.INTERNATIONAL
     return phonenumbers.format_number(number, style)
 
 

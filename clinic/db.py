@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -32,13 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, declarative_base, relationship, sessionmaker
 
+from clinic.clock import utcnow
 from clinic.settings import clinic_database_url
 
-Base = declarative_base()
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+# Any: SQLAlchemy 1.4 declares no type for the declarative base (its mypy plugin is not used here).
+Base: Any = declarative_base()
 
 
 class Escalation(Base):

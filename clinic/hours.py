@@ -11,7 +11,9 @@ def is_open(profile: ClinicProfile, at: datetime) -> bool:
     """Whether ``at`` (any time zone) falls inside the clinic's opening hours."""
     local = at.astimezone(profile.tz)
     hours = profile.hours[WEEKDAYS[local.weekday()]]
-    return hours.is_open and hours.opens <= local.time() < hours.closes
+    if hours.opens is None or hours.closes is None:  # closed that weekday
+        return False
+    return hours.opens <= local.time() < hours.closes
 
 
 def next_opening(profile: ClinicProfile, at: datetime) -> datetime | None:
@@ -23,7 +25,7 @@ def next_opening(profile: ClinicProfile, at: datetime) -> datetime | None:
     for offset in range(0, 8):
         day = (local + timedelta(days=offset)).date()
         hours = profile.hours[WEEKDAYS[day.weekday()]]
-        if not hours.is_open:
+        if hours.opens is None:  # closed that weekday
             continue
         opening = datetime.combine(day, hours.opens, tzinfo=profile.tz)
         if opening > local:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from clinic import settings
 from clinic.profile import ProfileError, load_profile
 from clinic.settings import LOOPBACK_INTERFACES, PROJECT_DIR, redact_url
 
@@ -118,7 +118,8 @@ def check_database(variable: str, url: str, timeout: int = 5) -> None:
             first_line = first_line.replace(parsed.password, "***")
         hint = ""
         if "does not exist" in first_line and parsed.database:
-            hint = f" Create it first, e.g. `createdb -h {parsed.host or 'localhost'} -U {parsed.username or 'postgres'} {parsed.database}`."
+            hint = (f" Create it first, e.g. `createdb -h {parsed.host or 'localhost'} "
+                    f"-U {parsed.username or 'postgres'} {parsed.database}`.")
         raise StartupError(f"Cannot connect to {variable}={redact_url(url)}: {first_line}.{hint}") from None
     finally:
         engine.dispose()
@@ -212,7 +213,10 @@ class Stack:
         self.proxy_port = proxy_port
         self.staff_port = staff_port
         self.web_port = web_port
-        self.env = {**os.environ, **(env or {}), "ACTION_PORT": str(action_port), "PYTHONPATH": str(PROJECT_DIR)}
+        self.env = {**settings.environment(), **(env or {}),
+                    "ACTION_PORT": str(action_port), "PYTHONPATH": str(PROJECT_DIR),
+                    # the action server scrubs contact details from its logs (actions/__init__.py)
+                    "CLINIC_LOG_HYGIENE": "1"}
         public_port = proxy_port or rasa_port
         if staff_port is not None:
             self.env.update(STAFF_PORT=str(staff_port), RASA_URL=f"http://127.0.0.1:{public_port}")
@@ -229,8 +233,8 @@ class Stack:
                 process = subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=output,
                                            stderr=subprocess.STDOUT)
         else:
-            output = subprocess.DEVNULL if self.quiet else None
-            process = subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=output, stderr=output)
+            quiet = subprocess.DEVNULL if self.quiet else None
+            process = subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=quiet, stderr=quiet)
         self.processes.append(process)
         return process
 
@@ -322,9 +326,9 @@ def _reconcile_forever(stop: threading.Event) -> None:
 
 def _redeliver_booking_webhooks_forever(stop: threading.Event) -> None:
     """With the webhook scheduling backend: sends again the booking requests the clinic's URL missed."""
-    from clinic.profile import load_profile
     from clinic.booking.scheduling import SchedulerError, get_scheduler
     from clinic.booking.scheduling.webhook import WebhookScheduler, deliver_pending
+    from clinic.profile import load_profile
 
     while not stop.wait(RECONCILE_EVERY):
         try:
@@ -349,7 +353,7 @@ def _dispatch_forever(stop: threading.Event) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--rasa-instances", type=int, default=int(os.environ.get("RASA_INSTANCES") or 1),
+    parser.add_argument("--rasa-instances", type=int, default=settings.rasa_instances(),
                         help="Rasa servers on RASA_PORT, RASA_PORT+1... (default RASA_INSTANCES or 1; "
                              "more than one needs REDIS_URL and PostgreSQL)")
     parser.add_argument("--proxy", action="store_true",
@@ -367,24 +371,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from clinic.db import migrate
     from clinic.staff.notifications import ConfigError, load_notifiers
-    from clinic.settings import staff_port
-    from clinic.channels.widget_server import web_port
 
-    from clinic.settings import clinic_database_url, tracker_store_url
-
-    rasa_port = int(os.environ.get("RASA_PORT", "5005"))
-    action_port = int(os.environ.get("ACTION_PORT", "5055"))
-    interface = os.environ.get("RASA_INTERFACE", "127.0.0.1")
+    rasa_port, action_port, interface = settings.rasa_port(), settings.action_port(), settings.rasa_interface()
+    staff_port, web_port = settings.staff_port(), settings.web_port()
     public_port = rasa_port
     first_port = rasa_port + 1 if args.proxy else rasa_port
     extra_ports = [first_port + n for n in range(1, args.rasa_instances)]
-    stack = Stack(args.model, first_port, action_port, interface, staff_port=staff_port(), web_port=web_port(),
+    stack = Stack(args.model, first_port, action_port, interface, staff_port=staff_port, web_port=web_port,
                   extra_rasa_ports=extra_ports, proxy_port=public_port if args.proxy else None)
     try:
         load_notifiers()
         stack.check()
-        check_database("CLINIC_DATABASE_URL", clinic_database_url())
-        check_database("TRACKER_STORE_URL", tracker_store_url())
+        check_database("CLINIC_DATABASE_URL", settings.clinic_database_url())
+        check_database("TRACKER_STORE_URL", settings.tracker_store_url())
     except (ConfigError, StartupError) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
@@ -408,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threading.Thread(target=_reconcile_forever, args=(stopping,), daemon=True).start()
     threading.Thread(target=_dispatch_forever, args=(stopping,), daemon=True).start()
     threading.Thread(target=_redeliver_booking_webhooks_forever, args=(stopping,), daemon=True).start()
-    token_note = "?token=$RASA_API_TOKEN" if os.environ.get("RASA_API_TOKEN") else ""
+    token_note = "?token=$RASA_API_TOKEN" if settings.rasa_api_token() else ""
     instances_note = (
         f"  Rasa instances:     ports {', '.join(str(p) for p in stack.rasa_ports)}"
         f"{' (127.0.0.1) behind the proxy on ' + str(public_port) if args.proxy else ''}; they share PostgreSQL "
@@ -419,11 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\n{profile.name} assistant is running.\n"
         f"  Talk to it (REST):  curl -s localhost:{public_port}/webhooks/rest/webhook "
         f"-d '{{\"sender\": \"me\", \"message\": \"what is ketamine?\"}}'\n"
-        f"  Website chat demo:  http://localhost:{web_port()}/  (the widget: /widget/clinic-chat.js)\n"
+        f"  Website chat demo:  http://localhost:{web_port}/  (the widget: /widget/clinic-chat.js)\n"
         f"  Socket.IO channel:  http://localhost:{public_port}/socket.io\n"
         f"  SMS (Twilio):       POST http://localhost:{public_port}/webhooks/twilio/webhook\n"
         f"  HTTP API:           http://localhost:{public_port}/status{token_note}\n"
-        f"  Staff console:      http://localhost:{staff_port()}/  (create an account first:\n"
+        f"  Staff console:      http://localhost:{staff_port}/  (create an account first:\n"
         f"                      .venv/bin/python -m clinic.cli staff add YOUR_NAME --admin)\n"
         f"  Open escalations:   make escalations\n"
         f"{instances_note}"

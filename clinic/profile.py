@@ -19,7 +19,9 @@ import phonenumbers
 import yaml
 from pydantic import BaseModel, Extra, Field, ValidationError, validator
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "clinic.yml"
+from clinic.settings import PROJECT_DIR, clinic_profile_path
+
+DEFAULT_PATH = PROJECT_DIR / "clinic.yml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 TREATMENT_NAMES = {
     "iv": "IV infusions",
@@ -134,7 +136,8 @@ class ClinicProfile(BaseModel):
     response_time: str = Field(..., min_length=2)
     cancellation_policy: str = Field(..., min_length=2)
     retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=30, le=36500)
-    audit_retention_days: int | None = Field(None, ge=365, le=36500)
+    # None in clinic.yml is filled in by _audit_kept_at_least_as_long: a profile always has a number.
+    audit_retention_days: int = Field(None, ge=365, le=36500)
     booking: BookingSettings
 
     class Config:
@@ -256,7 +259,7 @@ def _hours_text(hours: dict[str, OpeningHours]) -> str:
     parts = []
     for days, h in groups:
         span = days[0].title() if len(days) == 1 else f"{days[0].title()} to {days[-1].title()}"
-        if h.is_open:
+        if h.opens is not None and h.closes is not None:
             parts.append(f"{span} {clock_text(h.opens)} to {clock_text(h.closes)}")
         else:
             parts.append(f"closed {span}")
@@ -292,7 +295,7 @@ def load_profile(path: str | os.PathLike | None = None) -> ClinicProfile:
     Raises:
         ProfileError: naming the first missing or invalid field.
     """
-    path = Path(path or os.environ.get("CLINIC_PROFILE") or DEFAULT_PATH)
+    path = Path(path or clinic_profile_path() or DEFAULT_PATH)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -315,7 +318,7 @@ class ProfileCache:
     """Keeps the parsed profile and re-reads the file when it changes on disk."""
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self._path = Path(path or os.environ.get("CLINIC_PROFILE") or DEFAULT_PATH)
+        self._path = Path(path or clinic_profile_path() or DEFAULT_PATH)
         self._stamp: tuple[int, int] | None = None
         self._profile: ClinicProfile | None = None
         self._values: dict[str, str] = {}
@@ -337,6 +340,8 @@ class ProfileCache:
                 self._stamp = stamp
                 return self._profile
             self._profile, self._values, self._stamp = profile, profile.answer_values(), stamp
+            return profile
+        assert self._profile is not None  # a stamp is only kept with the profile read at that stamp
         return self._profile
 
     def values(self) -> dict[str, str]:

@@ -50,8 +50,9 @@ class RoundRobinProxy:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        app.on_startup.append(self._open)
-        app.on_cleanup.append(self._close)
+        # aiohttp 3.9 annotates its signals in a form aiosignal 1.4 no longer reads: correct at run time.
+        app.on_startup.append(self._open)  # type: ignore[arg-type]
+        app.on_cleanup.append(self._close)  # type: ignore[arg-type]
         return app
 
     async def _open(self, _app: web.Application) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from clinic.channels import SMS_CHANNEL
 from clinic.settings import rasa_api_token, rasa_url
 from clinic.staff.transcript import STAFF_METADATA_KEY
 
@@ -25,8 +26,7 @@ logger = logging.getLogger(__name__)
 
 HANDBACK_INTENT = "EXTERNAL_handoff_resolved"
 # Channels whose Rasa connector can send a message the patient did not just ask for.
-PUSH_CHANNELS = frozenset({"socketio", "twilio"})
-SMS_CHANNEL = "twilio"
+PUSH_CHANNELS = frozenset({"socketio", SMS_CHANNEL})
 TIMEOUT = 10.0
 
 

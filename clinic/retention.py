@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import MetaData, Table, and_, delete, exists, func, select, update
@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.orm import Session
 
+from clinic.clock import as_utc, utcnow
 from clinic.db import (
     AuditEvent,
     Booking,
@@ -51,7 +52,6 @@ from clinic.db import (
     StaffSession,
     get_engine,
     session_scope,
-    utcnow,
 )
 from clinic.settings import tracker_store_url
 
@@ -89,8 +89,15 @@ def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def _periods(days: int | None, audit_days: int | None) -> tuple[int, int]:
+    """The retention periods: those given, else clinic.yml's (audit events kept at least ``days``)."""
+    if days is not None and audit_days is not None:
+        return days, audit_days
+    from clinic.profile import load_profile
+
+    profile = load_profile()
+    days = profile.retention_days if days is None else days
+    return days, max(profile.audit_retention_days, days) if audit_days is None else audit_days
 
 
 def purge(
@@ -119,15 +126,10 @@ def purge(
         ValueError: ``days`` or ``audit_days`` below 1.
         clinic.profile.ProfileError: clinic.yml is invalid (only read when a period is not given).
     """
-    if days is None or audit_days is None:
-        from clinic.profile import load_profile
-
-        profile = load_profile()
-        days = profile.retention_days if days is None else days
-        audit_days = max(profile.audit_retention_days, days) if audit_days is None else audit_days
+    days, audit_days = _periods(days, audit_days)
     if days < 1 or audit_days < 1:
         raise ValueError("retention periods are whole days, at least 1")
-    now = _as_utc(now or utcnow())
+    now = as_utc(now or utcnow())
     report = PurgeReport(cutoff=now - timedelta(days=days), audit_cutoff=now - timedelta(days=audit_days),
                          days=days, audit_days=audit_days, dry_run=dry_run)
 

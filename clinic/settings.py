@@ -1,12 +1,56 @@
-"""Deployment settings read from the environment (documented in .env.example)."""
+"""Every deployment setting read from the environment (documented in .env.example).
+
+Only this module reads ``os.environ``. Single values have a function each, below. Settings that
+come as a group are parsed by the code they configure, from the mapping :func:`environment`
+returns (tests pass their own mapping instead):
+
+* ``STAFF_NOTIFIERS`` and each notifier's (``SLACK_*``, ``SMTP_*``, ``STAFF_EMAIL_TO``,
+  ``TWILIO_*``, ``ONCALL_PHONE``): :mod:`clinic.staff.notifications`, :mod:`clinic.staff.notifiers`;
+* the booking backend's (``CALCOM_*``, ``BOOKING_WEBHOOK_*``): :func:`clinic.booking.scheduling.get_scheduler`;
+* the patient SMS line's (``TWILIO_*``, ``SMS_RETRY_DELAYS``), after credentials.yml's keys:
+  :meth:`clinic.channels.sms.SmsLineSettings.from_sources`.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CLINIC_VAR_DIR", PROJECT_DIR / "var"))
+DEFAULT_WIDGET_COLOR = "#0b5e55"
+LOOPBACK_INTERFACES = frozenset({"127.0.0.1", "localhost", "::1"})
+_TRUE = frozenset({"1", "true", "yes"})
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for the settings read as a group (see the module's docstring)."""
+    return os.environ
+
+
+def _text(name: str, default: str = "") -> str:
+    """The variable, stripped; ``default`` when it is unset or blank."""
+    return (os.environ.get(name) or "").strip() or default
+
+
+def _int(name: str, default: int) -> int:
+    """The variable as a whole number; ``default`` when it is unset or blank.
+
+    Raises:
+        ValueError: it is not a whole number.
+    """
+    return int(_text(name) or default)
+
+
+# ------------------------------------------------------------------ databases and the clinic profile
+
+
+def clinic_profile_path() -> str | None:
+    """``CLINIC_PROFILE``: the clinic's profile file (None: the project's clinic.yml)."""
+    return _text("CLINIC_PROFILE") or None
 
 
 def clinic_database_url() -> str:
@@ -19,9 +63,68 @@ def tracker_store_url() -> str:
     return os.environ.get("TRACKER_STORE_URL") or f"sqlite:///{VAR_DIR / 'tracker.db'}"
 
 
+SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def tracker_store_sync() -> str:
+    """``TRACKER_STORE_SYNC`` (NORMAL unless set): SQLite's ``synchronous`` for the tracker store.
+
+    Raises:
+        ValueError: not one of :data:`SQLITE_SYNC_MODES`.
+    """
+    mode = _text("TRACKER_STORE_SYNC", "NORMAL").upper()
+    if mode not in SQLITE_SYNC_MODES:
+        raise ValueError(f"TRACKER_STORE_SYNC must be one of {', '.join(SQLITE_SYNC_MODES)}, not {mode!r}")
+    return mode
+
+
+# ------------------------------------------------------------------ Rasa and the action server
+
+
+def rasa_port() -> int:
+    """``RASA_PORT`` (5005): Rasa's port (REST, socket.io, HTTP API); the proxy's with several instances."""
+    return _int("RASA_PORT", 5005)
+
+
+def action_port() -> int:
+    """``ACTION_PORT`` (5055): the action server's port."""
+    return _int("ACTION_PORT", 5055)
+
+
+def rasa_interface() -> str:
+    """``RASA_INTERFACE`` (127.0.0.1): where Rasa (or the proxy in front of it) listens."""
+    return _text("RASA_INTERFACE", "127.0.0.1")
+
+
+def rasa_instances() -> int:
+    """``RASA_INSTANCES`` (1): how many Rasa servers the launcher starts."""
+    return _int("RASA_INSTANCES", 1)
+
+
+def rasa_concurrent_turns() -> int:
+    """``RASA_CONCURRENT_TURNS``: messages one Rasa process works on at once, a whole number
+    from 1 (default 1).
+
+    Raises:
+        ValueError: not a whole number from 1.
+    """
+    raw = _text("RASA_CONCURRENT_TURNS")
+    if not raw:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"RASA_CONCURRENT_TURNS must be a whole number from 1, not {raw!r}")
+    return int(raw)
+
+
+def log_hygiene_enabled() -> bool:
+    """``CLINIC_LOG_HYGIENE``: scrub contact details from the action server's logs (the launcher
+    sets it for the action server; ``1``, ``true`` or ``yes``)."""
+    return _text("CLINIC_LOG_HYGIENE").lower() in {"1", "true", "yes"}
+
+
 def rasa_url() -> str:
     """Rasa's HTTP API as the staff console reaches it (staff replies, hand-back)."""
-    return os.environ.get("RASA_URL") or f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}"
+    return os.environ.get("RASA_URL") or f"http://127.0.0.1:{rasa_port()}"
 
 
 def rasa_api_token() -> str | None:
@@ -29,9 +132,12 @@ def rasa_api_token() -> str | None:
     return os.environ.get("RASA_API_TOKEN") or None
 
 
+# ------------------------------------------------------------------ staff console
+
+
 def staff_port() -> int:
     """The staff console's port."""
-    return int(os.environ.get("STAFF_PORT", "8080"))
+    return _int("STAFF_PORT", 8080)
 
 
 def console_url() -> str:
@@ -39,22 +145,73 @@ def console_url() -> str:
     return (os.environ.get("CONSOLE_PUBLIC_URL") or f"http://localhost:{staff_port()}").rstrip("/")
 
 
-# ------------------------------------------------------------------ several Rasa instances (production)
+def console_interface() -> str:
+    """Where the console listens (``CONSOLE_INTERFACE``, default 127.0.0.1: this machine only)."""
+    return os.environ.get("CONSOLE_INTERFACE") or "127.0.0.1"
 
-LOOPBACK_INTERFACES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+def console_insecure_cookies() -> bool:
+    """``CONSOLE_INSECURE_COOKIES=1``: cookies without ``Secure``, for plain-http tests on a LAN."""
+    return _text("CONSOLE_INSECURE_COOKIES").lower() in _TRUE
+
+
+# ------------------------------------------------------------------ website chat widget server
+
+
+def web_port() -> int:
+    """The web server's port (``WEB_PORT``, default 8000)."""
+    return _int("WEB_PORT", 8000)
+
+
+def web_interface() -> str:
+    """Where it listens (``WEB_INTERFACE``, default 127.0.0.1)."""
+    return os.environ.get("WEB_INTERFACE") or "127.0.0.1"
+
+
+def web_rasa_url() -> str | None:
+    """``WEB_RASA_URL``: Rasa (socket.io) as browsers reach it; None: the page's host on RASA_PORT.
+
+    Raises:
+        ValueError: not an http(s):// URL.
+    """
+    url = _text("WEB_RASA_URL").rstrip("/") or None
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError("WEB_RASA_URL must be an http(s):// URL")
+    return url
+
+
+def web_allowed_origins() -> tuple[str, ...]:
+    """``WEB_ALLOWED_ORIGINS``: other sites embedding the widget (a comma list), without a final ``/``."""
+    listed = (os.environ.get("WEB_ALLOWED_ORIGINS") or "").split(",")
+    return tuple(o.strip().rstrip("/") for o in listed if o.strip())
+
+
+def web_widget_color() -> str:
+    """``WEB_WIDGET_COLOR``: the demo page's widget colour.
+
+    Raises:
+        ValueError: not ``#rgb`` or ``#rrggbb``.
+    """
+    color = os.environ.get("WEB_WIDGET_COLOR") or DEFAULT_WIDGET_COLOR
+    if not re.fullmatch(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})", color):
+        raise ValueError(f"WEB_WIDGET_COLOR must be #rgb or #rrggbb (got {color!r})")
+    return color
+
+
+# ------------------------------------------------------------------ several Rasa instances (production)
 
 
 def redis_url() -> str | None:
     """Redis shared by several Rasa instances (``REDIS_URL``, e.g. ``redis://:password@host:6379/0``):
     Rasa's Redis lock store and the socket.io message queue. Unset: one instance, in-memory locks."""
-    return (os.environ.get("REDIS_URL") or "").strip() or None
+    return _text("REDIS_URL") or None
 
 
 def redis_key_prefix() -> str:
     """What this deployment's Redis keys (``<prefix>:lock:<conversation>``) and its socket.io channel
     (``<prefix>:socketio``) start with (``REDIS_KEY_PREFIX``, letters and digits; default ``clinic``),
     so several deployments or test runs can share one Redis."""
-    prefix = (os.environ.get("REDIS_KEY_PREFIX") or "").strip() or "clinic"
+    prefix = _text("REDIS_KEY_PREFIX", "clinic")
     if not prefix.isalnum():
         raise ValueError(f"REDIS_KEY_PREFIX must be letters and digits only, not {prefix!r}")
     return prefix
@@ -67,8 +224,6 @@ def socketio_channel() -> str:
 
 def redact_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``: safe for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
     try:
         parts = urlsplit(url)
         if not parts.password:

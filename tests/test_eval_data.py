@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.evaluation import CATEGORIES, EVAL_DIR, SCENARIO_EXPECTATIONS, load_cases, load_scenarios
 from tests.faq_topics import FAQ_TOPICS
+from tools.evaluation import CATEGORIES, EVAL_DIR, SCENARIO_EXPECTATIONS, load_cases, load_scenarios
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NLU_DIR = PROJECT_DIR / "data" / "nlu"

@@ -28,7 +28,8 @@ WEB_MAX, SMS_MAX, GRADE_MAX = 700, 320, 9.0
 RUNTIME_VALUES = {"after_hours": "", "patient_name": "Ana", "preferred_time_display": "Tuesday, April 21 at 2 PM",
                   "phone_display": "(312) 555-0123"}
 # The booking actions' values, long ones (SMS variants must still fit in 320 characters).
-RUNTIME_VALUES |= {"patient_name": "Maria Gonzalez-Ramirez", "preferred_time_display": "Wednesday, September 30 at 10:30 AM CDT",
+RUNTIME_VALUES |= {"patient_name": "Maria Gonzalez-Ramirez",
+                   "preferred_time_display": "Wednesday, September 30 at 10:30 AM CDT",
                    "old_time_display": "Wednesday, September 23 at 11:30 AM CDT", "booking_code": "K7M4QX",
                    "email_display": "maria.gonzalez.ramirez@example.com", "visit_reason_display": "chronic pain",
                    "patient_type_display": "returning patient", "reminders_display": "yes",

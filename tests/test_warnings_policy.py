@@ -27,4 +27,5 @@ def test_sanic_cannot_override_the_policy() -> None:
     import sanic  # noqa: F401 - already imported by tests/conftest.py, so this changes nothing
 
     with pytest.raises(DeprecationWarning):
-        warnings.warn_explicit("deprecated call", DeprecationWarning, filename="clinic/x.py", lineno=1, module="clinic.x")
+        warnings.warn_explicit("deprecated call", DeprecationWarning, filename="clinic/x.py", lineno=1,
+                               module="clinic.x")

@@ -117,12 +117,12 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
                                                  "intent_classifier.py:", "whitespace_tokenizer.py:", "tokenizer.py:",
                                                  "fallback_classifier.py:", "input_check.py:")),
     ("policies: state building", ("trackers.py:past_states", "domain.py:states_for_tracker_history",
-                                  "speedups.py:_states_for_tracker_history", "speedups.py:_copy_states",
+                                  "dialogue_states.py:_states_for_tracker_history", "dialogue_states.py:_copy_states",
                                   "trackers.py:generate_all_prior_trackers", "tracker_featurizers.py:")),
     ("policies: rule lookup, memoization, ensemble", ("rule_policy.py:", "memoization.py:", "handoff_policy.py:",
                                                       "ensemble.py:")),
     ("NLG", ("clinic_nlg.py:", "response.py:", "interpolator.py:")),
-    ("graph runner", ("dask/", "graph.py:", "speedups.py:_run_graph", "speedups.py:compute")),
+    ("graph runner", ("dask/", "graph.py:", "graph_runner.py:_run_graph", "graph_runner.py:compute")),
     ("fair turns (who works next)", ("fair_turns.py:acquire", "fair_turns.py:release", "fair_turns.py:_dispatch")),
     ("Rasa's message processor: actions, forms, tracker copies", ("processor.py:", "forms.py:", "loops.py:",
                                                                   "action.py:")),
@@ -292,7 +292,8 @@ def format_report(result: dict[str, Any]) -> str:
             f"peak RSS {_fmt(system.get('peak_rss_mb'), 0)} MB"
             + (f" (action server {action_server:.0f} MB)" if action_server else "")
         )
-        lines.append(f"{'conc':>4} {'turn':10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'msg/s':>7} {'errors':>6}")
+        lines.append(f"{'conc':>4} {'turn':10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+                     f"{'msg/s':>7} {'errors':>6}")
         for lv in system.get("levels") or []:
             rows = [(kind, lv["turns"][kind]) for kind in TURN_TYPES] + [("all", lv["all"])]
             for kind, stats in rows:
@@ -332,7 +333,10 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     systems = {name: s for name, s in result["systems"].items() if s}
     colours = {"clinic": ("#0b5e55", "#3f9a8f", "#9fd3cc"), "reference": ("#555555", "#8c8c8c", "#c8c8c8")}
     labels = {"clinic": "clinic assistant", "reference": "plain Rasa (rasa init)"}
-    targets = {1: ("FAQ p50 target 15 ms", TARGETS["faq_p50_single_ms"]), 20: ("p95 target 250 ms", TARGETS["p95_at_20_ms"])}
+    targets = {
+        1: ("FAQ p50 target 15 ms", TARGETS["faq_p50_single_ms"]),
+        20: ("p95 target 250 ms", TARGETS["p95_at_20_ms"]),
+    }
     panels = [c for c in (1, 20) if any(level(s, c) for s in systems.values())]
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(5.2 * (len(panels) + 1), 4.8), squeeze=False)
     axes = list(axes[0])
@@ -488,7 +492,7 @@ class MemorySampler:
         self.peak_mb = max(self.peak_mb, current)
         return current
 
-    def start(self) -> "MemorySampler":
+    def start(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -607,7 +611,8 @@ async def play_scripts_once(url: str, tag: str) -> dict[str, list[str]]:
             for _, text in SCRIPTS[name]:
                 ok, error, replies = await _post(session, url, sender, text, 60)
                 shown.setdefault(name, []).append(
-                    f"{text!r} -> " + (" | ".join((r.get("text") or "")[:60] for r in replies) if ok else f"ERROR {error}")
+                    f"{text!r} -> "
+                    + (" | ".join((r.get("text") or "")[:60] for r in replies) if ok else f"ERROR {error}")
                 )
     return shown
 
@@ -821,11 +826,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="use this clinic model instead of training one (training is not timed)")
     parser.add_argument("--reference-project", help="use this trained `rasa init` project (models/*.tar.gz) "
                                                     "instead of training one (training is not timed)")
-    parser.add_argument("--out", default=str(PROJECT_DIR / "results" / "bench"), help="folder for bench.json, bench.png")
+    parser.add_argument("--out", default=str(PROJECT_DIR / "results" / "bench"),
+                        help="folder for bench.json, bench.png")
     parser.add_argument("--docs-chart", default=str(PROJECT_DIR / "docs" / "bench.png"),
                         help="copy of the chart for the README after a full run ('' for none)")
     parser.add_argument("--profile", action="store_true",
-                        help="after the levels, profile the clinic server with py-spy for one more (unmeasured) conversation")
+                        help="after the levels, profile the clinic server with py-spy "
+                             "for one more (unmeasured) conversation")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (models, logs)")
     args = parser.parse_args(argv)
 
@@ -878,7 +885,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_report(result))
     if clinic.profile:
-        print("\nWhere the clinic server's time goes (py-spy samples of its event loop, idle left out; one conversation):")
+        print("\nWhere the clinic server's time goes "
+              "(py-spy samples of its event loop, idle left out; one conversation):")
         for name, share in clinic.profile.items():
             print(f"  {share:6.1%}  {name}")
     print(f"\nWrote {out / 'bench.json'} and {out / 'bench.png'}")

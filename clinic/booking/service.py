@@ -32,8 +32,6 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from clinic.db import Booking, BookingRequest, session_scope, utcnow
-from clinic.profile import ClinicProfile
 from clinic.booking.scheduling import (
     Appointment,
     BookingDraft,
@@ -44,7 +42,6 @@ from clinic.booking.scheduling import (
     SlotTaken,
     code_candidates,
     get_scheduler,
-    utc,
 )
 from clinic.booking.scheduling.records import (
     add_request,
@@ -54,6 +51,9 @@ from clinic.booking.scheduling.records import (
     free_code,
     request_appointment,
 )
+from clinic.clock import as_utc, utcnow
+from clinic.db import Booking, BookingRequest, session_scope
+from clinic.profile import ClinicProfile
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def read_slot_choice(text: str, offered: list[Slot]) -> int | str | None:
     norm = normalize(text)
     keys = [s.key for s in offered]
     try:
-        chosen = utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00"))).isoformat()
+        chosen = as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00"))).isoformat()
         if chosen in keys:
             return keys.index(chosen)
     except ValueError:
@@ -207,14 +207,14 @@ def _clock_matches(match: re.Match, when: datetime) -> bool:
 
 def bookable_window(profile: ClinicProfile, now: datetime | None = None) -> tuple[datetime, datetime]:
     """The earliest and latest bookable start times (clinic.yml's notice and horizon)."""
-    now = utc(now or utcnow())
+    now = as_utc(now or utcnow())
     return (now + timedelta(hours=profile.booking.min_notice_hours),
             now + timedelta(days=profile.booking.horizon_days))
 
 
 def _closest(slots: list[Slot], preferred: datetime, count: int) -> list[Slot]:
-    ranked = sorted(slots, key=lambda s: (abs((utc(s.start) - utc(preferred)).total_seconds()), utc(s.start)))
-    return sorted(ranked[:count], key=lambda s: utc(s.start))
+    ranked = sorted(slots, key=lambda s: (abs((as_utc(s.start) - as_utc(preferred)).total_seconds()), as_utc(s.start)))
+    return sorted(ranked[:count], key=lambda s: as_utc(s.start))
 
 
 def offers(profile: ClinicProfile, preferred: datetime, *, now: datetime | None = None, exclude: Iterable[str] = (),
@@ -234,7 +234,7 @@ def offers(profile: ClinicProfile, preferred: datetime, *, now: datetime | None 
     scheduler = scheduler or get_scheduler(profile)
     earliest, latest = bookable_window(profile, now)
     excluded = set(exclude)
-    preferred = max(utc(preferred), earliest)
+    preferred = max(as_utc(preferred), earliest)
     near = (max(earliest, preferred - SEARCH_BEFORE), min(latest, preferred + SEARCH_AFTER))
     for start, end in (near, (earliest, latest)):
         if start >= end:
@@ -289,7 +289,7 @@ def book(draft: BookingDraft, *, profile: ClinicProfile, scheduler: Scheduler | 
     except SchedulerError as exc:
         logger.error("scheduling backend not usable (%s); storing a request for staff", exc)
         return _fallback(draft, profile.booking.backend, "backend_not_configured", database_url)
-    if not earliest <= utc(draft.slot.start) <= latest:
+    if not earliest <= as_utc(draft.slot.start) <= latest:
         return _taken(profile, chosen, draft.slot, now, database_url, ())
     try:
         placed = chosen.book(draft, database_url=database_url)
@@ -359,7 +359,7 @@ def reschedule(appointment: Appointment, slot: Slot, *, profile: ClinicProfile, 
         logger.error("scheduling backend not usable (%s); storing a reschedule request", exc)
         return _change_request(appointment, "reschedule", slot, "backend_not_configured", database_url,
                                preferred_time_text)
-    if not earliest <= utc(slot.start) <= latest:
+    if not earliest <= as_utc(slot.start) <= latest:
         return _taken(profile, chosen, slot, now, database_url, (_key(appointment),))
     try:
         placed = chosen.reschedule(appointment, slot, database_url=database_url)
@@ -380,7 +380,7 @@ def request_reschedule(appointment: Appointment, slot: Slot, *, reason: str, pre
 
 
 def _key(appointment: Appointment) -> str:
-    return utc(appointment.start).isoformat() if appointment.start else ""
+    return as_utc(appointment.start).isoformat() if appointment.start else ""
 
 
 def _move_request(appointment: Appointment, slot: Slot, profile: ClinicProfile, scheduler: Scheduler | None,
@@ -393,7 +393,7 @@ def _move_request(appointment: Appointment, slot: Slot, profile: ClinicProfile, 
             logger.error("webhook backend not usable (%s); changing the request for staff only", exc)
     with session_scope(database_url) as session:
         row = session.get(BookingRequest, appointment.id)
-        row.preferred_time, row.status = utc(slot.start), "requested"
+        row.preferred_time, row.status = as_utc(slot.start), "requested"
         session.flush()
         return Outcome("requested", request_appointment(row))
 
@@ -474,11 +474,11 @@ class BookingView:
     @classmethod
     def of(cls, row: Booking) -> BookingView:
         return cls(
-            id=row.id, code=row.code, status=row.status, backend=row.backend, start=utc(row.starts_at),
-            end=utc(row.ends_at), chair=row.chair, external_uid=row.external_uid, full_name=row.full_name,
+            id=row.id, code=row.code, status=row.status, backend=row.backend, start=as_utc(row.starts_at),
+            end=as_utc(row.ends_at), chair=row.chair, external_uid=row.external_uid, full_name=row.full_name,
             phone=row.phone, email=row.email, visit_reason=row.visit_reason, patient_type=row.patient_type,
             sms_consent=bool(row.sms_consent), channel=row.channel, conversation_id=row.conversation_id,
-            created_at=utc(row.created_at), cancelled_at=utc(row.cancelled_at) if row.cancelled_at else None,
+            created_at=as_utc(row.created_at), cancelled_at=as_utc(row.cancelled_at) if row.cancelled_at else None,
             cancelled_by=row.cancelled_by,
         )
 
@@ -518,7 +518,7 @@ class RequestView:
     @classmethod
     def of(cls, row: BookingRequest) -> RequestView:
         def aware(value: datetime | None) -> datetime | None:
-            return utc(value) if value is not None else None
+            return as_utc(value) if value is not None else None
 
         return cls(
             id=row.id, code=row.code, kind=row.kind or "book", status=row.status, backend=row.backend,
@@ -526,7 +526,7 @@ class RequestView:
             preferred_time_text=row.preferred_time_text, booking_id=row.booking_id, full_name=row.full_name,
             phone=row.phone, email=row.email, visit_reason=row.visit_reason, patient_type=row.patient_type,
             sms_consent=row.sms_consent, channel=row.channel, conversation_id=row.conversation_id,
-            webhook_status=row.webhook_status, created_at=utc(row.created_at), confirmed_at=aware(row.confirmed_at),
+            webhook_status=row.webhook_status, created_at=as_utc(row.created_at), confirmed_at=aware(row.confirmed_at),
             confirmed_by=row.confirmed_by, cancelled_at=aware(row.cancelled_at), cancelled_by=row.cancelled_by,
         )
 
@@ -538,9 +538,9 @@ def list_bookings(*, status: str | None = "booked", start: datetime | None = Non
     if status is not None:
         query = query.where(Booking.status == status)
     if start is not None:
-        query = query.where(Booking.starts_at >= utc(start))
+        query = query.where(Booking.starts_at >= as_utc(start))
     if end is not None:
-        query = query.where(Booking.starts_at < utc(end))
+        query = query.where(Booking.starts_at < as_utc(end))
     with session_scope(database_url) as session:
         return [BookingView.of(row) for row in session.execute(query).scalars()]
 
@@ -571,13 +571,13 @@ def confirm_request(request_id: int, *, staff: str, start: datetime | None = Non
             raise BookingError(f"booking request {request_id} is {row.status}")
         row.status, row.confirmed_at, row.confirmed_by = "confirmed", utcnow(), staff
         if start is not None:
-            row.preferred_time = utc(start)
+            row.preferred_time = as_utc(start)
         booking = session.get(Booking, row.booking_id) if row.booking_id else None
         if booking is not None and row.kind == "cancel":
             booking.status, booking.cancelled_at, booking.cancelled_by = "cancelled", utcnow(), staff
         elif booking is not None and row.kind == "reschedule" and row.preferred_time is not None:
-            length = utc(booking.ends_at) - utc(booking.starts_at)
-            booking.starts_at, booking.ends_at = utc(row.preferred_time), utc(row.preferred_time) + length
+            length = as_utc(booking.ends_at) - as_utc(booking.starts_at)
+            booking.starts_at, booking.ends_at = as_utc(row.preferred_time), as_utc(row.preferred_time) + length
         try:
             session.flush()
         except IntegrityError:
@@ -634,7 +634,7 @@ def create_request(*, conversation_id: str, channel: str, full_name: str, phone:
             conversation_id=conversation_id, channel=channel, full_name=full_name, phone=phone,
             preferred_time_text=preferred_time_text,
             # in UTC like every other timestamp: SQLite would otherwise keep local wall time
-            preferred_time=utc(preferred_time) if preferred_time else None,
+            preferred_time=as_utc(preferred_time) if preferred_time else None,
             status="requested", code=free_code(session), **details,
         )
         session.add(request)

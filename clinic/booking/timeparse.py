@@ -28,7 +28,9 @@ _PARTS_OF_DAY = {
 }
 # Whole words only, longest first: "afternoon" is not "noon", "por la mañana" is not "mañana".
 _PART_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _PARTS_OF_DAY), key=len, reverse=True)) + r")\b")
-_VAGUE = re.compile(r"^\s*(whenever|any ?time|anytime|any day|idk|not sure|no preference|doesn'?t matter|cualquier)\b", re.I)
+_VAGUE = re.compile(
+    r"^\s*(whenever|any ?time|anytime|any day|idk|not sure|no preference|doesn'?t matter|cualquier)\b", re.I
+)
 # "as soon as possible": the earliest bookable time.
 _EARLIEST = re.compile(
     r"^\s*(?:the\s+)?(?:asap|a\.s\.a\.p\.?|as soon as (?:possible|you can)|soonest|earliest|"
@@ -137,7 +139,7 @@ def parse_preferred_time(text: str, profile: ClinicProfile, now: datetime) -> Pr
     parsed = parsed.astimezone(profile.tz)
     if not _CLOCK_RE.search(cleaned):  # no clock time: the part of day, or the opening time
         hours = profile.hours[WEEKDAYS[parsed.weekday()]]
-        default = part or (hours.opens if hours.is_open else time(9, 0))
+        default = part or hours.opens or time(9, 0)  # the opening time; 9 AM on a closed day
         parsed = parsed.replace(hour=default.hour, minute=default.minute, second=0, microsecond=0)
         if part is None and parsed.date() == local_now.date() and parsed < local_now:
             parsed = (local_now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)

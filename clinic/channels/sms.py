@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,8 +36,10 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from clinic.db import SmsContact, session_scope, utcnow
+from clinic.clock import utcnow
+from clinic.db import SmsContact, session_scope
 from clinic.profile import ProfileCache
+from clinic.settings import environment
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class SmsLineSettings:
             ValueError: ``api_base``, ``webhook_url`` or ``retry_delays`` is malformed.
         """
         creds = dict(credentials or {})
-        env = os.environ if environ is None else environ
+        env = environment() if environ is None else environ
 
         def pick(key: str, *names: str) -> str:
             value = creds.get(key)

@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -41,8 +40,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clinic import settings
 from clinic.profile import ProfileCache
-from clinic.settings import PROJECT_DIR
+from clinic.settings import DEFAULT_WIDGET_COLOR, PROJECT_DIR
 from clinic.staff.transcript import read_transcript
 
 logger = logging.getLogger("clinic.channels.widget_server")
@@ -51,23 +51,12 @@ WEB_DIR = PROJECT_DIR / "web"
 WIDGET_DIR = WEB_DIR / "widget"
 DEMO_DIR = WEB_DIR / "demo"
 SOCKET_IO_CLIENT = WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
-DEFAULT_COLOR = "#0b5e55"
 # The widget's ids: 32 random bytes in URL-safe base64 (43 characters). Anything shorter could
 # be guessed or is not the widget's (an SMS conversation's id is a phone number).
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 MAX_HISTORY_BODY = 4096
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:]{2,39}")
 SENDERS = {"patient": "patient", "bot": "bot", "staff": "staff"}
-
-
-def web_port() -> int:
-    """The web server's port (``WEB_PORT``, default 8000)."""
-    return int(os.environ.get("WEB_PORT") or "8000")
-
-
-def web_interface() -> str:
-    """Where it listens (``WEB_INTERFACE``, default 127.0.0.1)."""
-    return os.environ.get("WEB_INTERFACE") or "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -86,7 +75,7 @@ class WebConfig:
     rasa_port: int = 5005
     tracker_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
-    color: str = DEFAULT_COLOR
+    color: str = DEFAULT_WIDGET_COLOR
     profile: ProfileCache = field(default_factory=ProfileCache, compare=False)
 
     @classmethod
@@ -96,19 +85,11 @@ class WebConfig:
         Raises:
             ValueError: a malformed colour or URL.
         """
-        listed = (os.environ.get("WEB_ALLOWED_ORIGINS") or "").split(",")
-        origins = tuple(o.strip().rstrip("/") for o in listed if o.strip())
-        color = os.environ.get("WEB_WIDGET_COLOR") or DEFAULT_COLOR
-        if not re.fullmatch(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})", color):
-            raise ValueError(f"WEB_WIDGET_COLOR must be #rgb or #rrggbb (got {color!r})")
-        rasa_url = (os.environ.get("WEB_RASA_URL") or "").strip().rstrip("/") or None
-        if rasa_url and urlsplit(rasa_url).scheme not in ("http", "https"):
-            raise ValueError("WEB_RASA_URL must be an http(s):// URL")
         return cls(
-            rasa_url=rasa_url,
-            rasa_port=int(os.environ.get("RASA_PORT") or "5005"),
-            allowed_origins=origins,
-            color=color,
+            rasa_url=settings.web_rasa_url(),
+            rasa_port=settings.rasa_port(),
+            allowed_origins=settings.web_allowed_origins(),
+            color=settings.web_widget_color(),
         )
 
     def rasa_url_for(self, request: Request) -> str:
@@ -135,8 +116,11 @@ def _page_policy(rasa_url: str) -> str:
     )
 
 
-class SecurityHeadersMiddleware:
-    """Common headers; widget files may be loaded by other sites, everything else is no-store."""
+class EmbeddableAssetHeadersMiddleware:
+    """Security headers for a server whose widget files other sites embed: ``/widget/`` and
+    ``/demo/`` files may be loaded cross-origin and cached (revalidated); everything else is
+    same-origin and ``no-store``. Unlike the staff console's ``SecurityHeadersMiddleware``
+    (one strict policy for every page), a response may set its own content security policy."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -241,7 +225,7 @@ def create_app(config: WebConfig | None = None) -> Starlette:
         config: settings (default: from the environment, :meth:`WebConfig.from_env`).
     """
     config = config or WebConfig.from_env()
-    middleware = [Middleware(SecurityHeadersMiddleware)]
+    middleware = [Middleware(EmbeddableAssetHeadersMiddleware)]
     if config.allowed_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=list(config.allowed_origins), allow_methods=["POST"],
@@ -266,7 +250,9 @@ def create_app(config: WebConfig | None = None) -> Starlette:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clinic.channels.widget_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m clinic.channels.widget_server", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--port", type=int, default=None, help="default: WEB_PORT or 8000")
     parser.add_argument("--interface", default=None, help="default: WEB_INTERFACE or 127.0.0.1")
     args = parser.parse_args(argv)
@@ -282,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not SOCKET_IO_CLIENT.exists():
         print("web/node_modules is missing: the widget cannot load socket.io (run `npm ci` in web/).",
               file=sys.stderr)
-    port = args.port or web_port()
-    interface = args.interface or web_interface()
+    port = args.port or settings.web_port()
+    interface = args.interface or settings.web_interface()
     print(f"Website chat demo: http://{interface}:{port}/", flush=True)
     # ws="none": the widget talks socket.io to Rasa, not to this server (and uvicorn's websockets
     # support does not import with the websockets version Rasa pins).

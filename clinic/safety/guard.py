@@ -69,10 +69,15 @@ _MEDICAL_LABELS = (
 )
 _POSSESSIVES = frozenset({"my", "his", "her", "their", "our", "mine"})
 _TAKING_WORDS = frozenset(
-    {"on", "take", "taking", "prescribe", "use", "stop", "quit", "switch", "wean", "taper", "try", "smoke", "drink", "need"}
+    {"on", "take", "taking", "prescribe", "use", "stop", "quit", "switch", "wean", "taper", "try", "smoke", "drink",
+     "need"}
 )
-_HAVING_WORDS = frozenset({"have", "be", "'m", "'s", "diagnose", "history", "suffer", "with", "get", "deal", "struggle"})
-_FEELING_WORDS = frozenset({"feel", "felt", "feeling", "still", "since", "worse", "weird", "off", "hurt", "pain", "sick"})
+_HAVING_WORDS = frozenset(
+    {"have", "be", "'m", "'s", "diagnose", "history", "suffer", "with", "get", "deal", "struggle"}
+)
+_FEELING_WORDS = frozenset(
+    {"feel", "felt", "feeling", "still", "since", "worse", "weird", "off", "hurt", "pain", "sick"}
+)
 _TENSE_WORDS = frozenset({"having", "is", "are", "am", "'m", "'re", "'s", "keeps", "won't", "can't"})
 _REPEAT_RE = re.compile(r"(\S)\1{2,}")
 # Characters no lexicon phrase contains: anything but letters, digits, spaces, ' - / . , ! ? ¿ ¡
@@ -118,7 +123,7 @@ def _load_yaml(directory: Path, name: str) -> dict[str, list[str]]:
     return {str(k): [str(p).strip().lower() for p in (v or []) if str(p).strip()] for k, v in data.items()}
 
 
-class SafetyGuard:
+class LexiconGuard:
     """Compiles the lexicons once; :meth:`check` is then pure and fast (~1 ms a message)."""
 
     def __init__(self, lexicon_dir: Path = LEXICON_DIR) -> None:
@@ -126,8 +131,10 @@ class SafetyGuard:
         self.nlp = spacy.blank("en")
         self.nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
         self.nlp.initialize()
-        self._lemma_table = self.nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
-        for word, lemma in (yaml.safe_load((lexicon_dir / "lemma_fixes.yml").read_text(encoding="utf-8")) or {}).items():
+        lemmatizer: Any = self.nlp.get_pipe("lemmatizer")  # spaCy's Lemmatizer (its type stubs say Pipe)
+        self._lemma_table = lemmatizer.lookups.get_table("lemma_lookup")
+        fixes = yaml.safe_load((lexicon_dir / "lemma_fixes.yml").read_text(encoding="utf-8")) or {}
+        for word, lemma in fixes.items():
             self._lemma_table.set(str(word), str(lemma))
         self.shorthand = self._load_shorthand()
         self.matcher = Matcher(self.nlp.vocab)  # phrases with "*", "|" or tense words
@@ -235,7 +242,8 @@ class SafetyGuard:
                 (words of 6+ letters), 2 up to two edits for words of 8+ letters.
             persons: also match the phrase about a third person.
         """
-        patterns, plain = [], []
+        patterns: list[list[dict[str, Any]]] = []
+        plain: list[Doc] = []
         for phrase in phrases:
             phrase = self._normalize(phrase)
             variants = self._plain_variants(phrase, persons)
@@ -256,7 +264,7 @@ class SafetyGuard:
             self.matcher.add(label, patterns)
             for pattern in patterns:
                 first = pattern[0]
-                values = first.get("LEMMA", first.get("LOWER"))
+                values: Any = first.get("LEMMA", first.get("LOWER"))
                 target = self._first_lemmas if "LEMMA" in first else self._first_lowers
                 target.update(values["IN"] if isinstance(values, dict) else [values])
                 self._longest = max(self._longest, len(pattern))
@@ -355,7 +363,8 @@ class SafetyGuard:
         if emergency or overdose:
             return _fire(result, "emergency", "acute_emergency", emergency + overdose)
         if ingested:
-            return _fire(result, "emergency", "accidental_ingestion", get("INGESTION") + get("MEDICINE") + get("MEDICINE_WORD"))
+            ingestion = get("INGESTION") + get("MEDICINE") + get("MEDICINE_WORD")
+            return _fire(result, "emergency", "accidental_ingestion", ingestion)
         result = self._medical(doc, text, spans, result)
         if not result.fired:
             if get("HUMAN"):
@@ -514,6 +523,6 @@ def _closest(word: str, index: dict[str, set[str]], targets: dict[str, int]) -> 
 
 
 @lru_cache(maxsize=1)
-def default_guard() -> SafetyGuard:
+def default_guard() -> LexiconGuard:
     """The guard over the project's lexicons, built once per process."""
-    return SafetyGuard()
+    return LexiconGuard()

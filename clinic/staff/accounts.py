@@ -20,7 +20,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,7 +28,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clinic.db import ApiToken, StaffSession, StaffUser, session_scope, utcnow
+from clinic.clock import as_utc, utcnow
+from clinic.db import ApiToken, StaffSession, StaffUser, session_scope
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +136,6 @@ class ApiCredential:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """An aware UTC datetime (SQLite returns naive datetimes; they are UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def token_hash(token: str) -> str:

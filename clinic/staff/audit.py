@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clinic.db import AuditEvent, session_scope, utcnow
-from clinic.staff.accounts import as_utc
+from clinic.clock import as_utc, utcnow
+from clinic.db import AuditEvent, session_scope
 
 logger = logging.getLogger(__name__)
 

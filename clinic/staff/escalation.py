@@ -1,4 +1,5 @@
-"""Escalations: conversations handed to clinic staff.
+"""Escalations: conversations handed to clinic staff (recording them; staff work them through
+:mod:`clinic.staff.inbox`, which lists and resolves them).
 
 One open escalation per conversation. A later escalating message is attached to it; a crisis
 or emergency upgrades it to urgent. Recording is idempotent per patient message, so a retry
@@ -13,16 +14,17 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from clinic.db import Escalation, EscalationMessage, session_scope, utcnow
+from clinic.clock import utcnow
+from clinic.db import Escalation, EscalationMessage, session_scope
 from clinic.staff.notifications import enqueue  # staff notifications: same transaction (outbox)
 
 logger = logging.getLogger(__name__)
 
 URGENT_REASONS = frozenset({"crisis", "emergency"})
-REASONS = frozenset({"crisis", "emergency", "medical_question", "asked_for_staff"})
-_REASON_RANK = {"asked_for_staff": 0, "medical_question": 1, "emergency": 2, "crisis": 3}
+REASONS = frozenset({"crisis", "emergency", "medical_question", "asked_for_staff", "safety_checkin"})
+_REASON_RANK = {"safety_checkin": -1, "asked_for_staff": 0, "medical_question": 1, "emergency": 2, "crisis": 3}
 
 
 @dataclass(frozen=True)
@@ -165,27 +167,6 @@ def is_recorded(conversation_id: str, message_id: str, database_url: str | None 
             ).first()
             is not None
         )
-
-
-def list_escalations(status: str | None = "open", database_url: str | None = None) -> list[Escalation]:
-    """Escalations, urgent first then oldest first; ``status=None`` lists all."""
-    with session_scope(database_url) as session:
-        query = select(Escalation).options(selectinload(Escalation.messages))
-        if status:
-            query = query.where(Escalation.status == status)
-        query = query.order_by((Escalation.urgency == "urgent").desc(), Escalation.created_at)
-        return list(session.execute(query).scalars())
-
-
-def resolve(escalation_id: int, database_url: str | None = None) -> bool:
-    """Marks an escalation resolved; returns False when it was not open."""
-    with session_scope(database_url) as session:
-        escalation = session.get(Escalation, escalation_id)
-        if escalation is None or escalation.status != "open":
-            return False
-        escalation.status = "resolved"
-        escalation.resolved_at = utcnow()
-        return True
 
 
 def attach_message(

@@ -22,16 +22,17 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from clinic.channels import SMS_CHANNEL
+from clinic.clock import as_utc, utcnow
+from clinic.db import Escalation, EscalationNote, StaffReply, StaffUser, session_scope
 from clinic.staff import audit
-from clinic.db import Escalation, EscalationNote, StaffReply, StaffUser, session_scope, utcnow
-from clinic.staff.accounts import StaffMember, as_utc
+from clinic.staff.accounts import StaffMember
 
 logger = logging.getLogger(__name__)
 
 TEXT_LIMIT = 2000
 STATUSES = ("open", "resolved")
 FILTERS = ("all", "mine", "unassigned")
-SMS_CHANNEL = "twilio"  # the conversation id is the patient's phone number (E.164)
 MAX_ID = 2**31 - 1  # ids beyond a 32-bit integer cannot exist (and would make PostgreSQL fail)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -271,7 +272,7 @@ def list_escalations(
     filter: str = "all",  # noqa: A002 - the API's word
     user: StaffMember | None = None,
     database_url: str | None = None,
-    limit: int = 200,
+    limit: int | None = 200,
 ) -> list[EscalationSummary]:
     """Escalations for the inbox.
 
@@ -280,7 +281,7 @@ def list_escalations(
         filter: ``all``, ``mine`` (assigned to ``user``) or ``unassigned``.
         user: the staff member asking (needed for ``mine``).
         database_url: overrides ``CLINIC_DATABASE_URL``.
-        limit: at most this many.
+        limit: at most this many (None: all of them).
 
     Raises:
         ValueError: unknown status or filter, or ``mine`` without a user.
@@ -299,8 +300,9 @@ def list_escalations(
         .outerjoin(last_reply, last_reply.c.escalation_id == Escalation.id)
         .options(selectinload(Escalation.assigned_to), selectinload(Escalation.resolved_by))
         .where(Escalation.status == status)
-        .limit(max(1, limit))
     )
+    if limit is not None:
+        query = query.limit(max(1, limit))
     if filter == "mine":
         if user is None:
             raise ValueError("filter 'mine' needs the user")

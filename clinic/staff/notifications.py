@@ -22,20 +22,20 @@ errors are redacted (:func:`describe_error`). Configuration comes from the envir
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from clinic.db import Escalation, Notification, session_scope, utcnow
+from clinic.clock import as_utc, utcnow
+from clinic.db import Escalation, Notification, session_scope
+from clinic.settings import console_url, environment
 from clinic.staff.notifiers import ConfigError, Notifier, StaffAlert
-from clinic.settings import console_url
 
 __all__ = [
     "ConfigError",
@@ -89,7 +89,7 @@ def load_notifiers(environ: Mapping[str, str] | None = None) -> list[Notifier]:
     """Builds the notifiers selected by ``STAFF_NOTIFIERS`` from their settings.
 
     Args:
-        environ: the environment to read (default ``os.environ``).
+        environ: the settings to read (default: the process environment).
 
     Raises:
         ConfigError: an unknown notifier, or a selected notifier's setting is missing or
@@ -99,14 +99,16 @@ def load_notifiers(environ: Mapping[str, str] | None = None) -> list[Notifier]:
     from clinic.staff.notifiers.sms import TwilioSmsNotifier
     from clinic.staff.notifiers.smtp import SmtpNotifier
 
-    environ = os.environ if environ is None else environ
-    factories = {"slack": SlackNotifier, "email": SmtpNotifier, "sms": TwilioSmsNotifier}
-    return [factories[name].from_env(environ) for name in configured_names(environ)]
+    environ = environment() if environ is None else environ
+    factories: dict[str, Callable[[Mapping[str, str]], Notifier]] = {
+        "slack": SlackNotifier.from_env, "email": SmtpNotifier.from_env, "sms": TwilioSmsNotifier.from_env,
+    }
+    return [factories[name](environ) for name in configured_names(environ)]
 
 
 def _parse_names(environ: Mapping[str, str] | None) -> tuple[tuple[str, ...], list[str]]:
     """The known and the unknown names in ``STAFF_NOTIFIERS``, in order, once each."""
-    raw = (os.environ if environ is None else environ).get("STAFF_NOTIFIERS") or ""
+    raw = (environment() if environ is None else environ).get("STAFF_NOTIFIERS") or ""
     names = list(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
     return tuple(n for n in names if n in NOTIFIER_NAMES), [n for n in names if n not in NOTIFIER_NAMES]
 
@@ -288,7 +290,7 @@ def run_dispatcher(
 def _clock(now: datetime | None) -> Callable[[], datetime]:
     if now is None:
         return utcnow
-    fixed = _as_utc(now)
+    fixed = as_utc(now)
     return lambda: fixed
 
 
@@ -421,18 +423,11 @@ def _statuses(query: Select, database_url: str | None) -> list[NotificationStatu
                 status=n.status,
                 attempts=n.attempts,
                 last_error=n.last_error,
-                next_attempt_at=_as_utc(n.next_attempt_at) if n.status == "pending" else None,
-                sent_at=_as_utc(n.sent_at),
+                next_attempt_at=as_utc(n.next_attempt_at) if n.status == "pending" else None,
+                sent_at=as_utc(n.sent_at),
             )
             for n in session.execute(query).scalars()
         ]
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC (SQLite returns naive UTC values)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 # ------------------------------------------------------------------ command line

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import MetaData, Table, select
 
+from clinic.clock import utcnow
 from clinic.db import get_engine
-from clinic.staff.escalation import escalate, is_recorded
 from clinic.settings import tracker_store_url
+from clinic.staff.escalation import escalate, is_recorded
 
 logger = logging.getLogger(__name__)
 ESCALATING_ACTIONS = ("action_crisis_protocol", "action_escalate_to_staff")
@@ -33,10 +34,9 @@ def _missed_turns(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             crisis_kind = event.get("value")
         if kind == "slot" and event.get("name") == "escalation_id" and event.get("value") is not None:
             pending = None
-        if kind in ("user", "action"):
-            if pending is not None:
-                missed.append(pending)
-                pending = None
+        if kind in ("user", "action") and pending is not None:
+            missed.append(pending)
+            pending = None
         if kind == "user":
             user = event
         elif kind == "action" and event.get("name") in ESCALATING_ACTIONS and user is not None:
@@ -61,7 +61,7 @@ def reconcile(tracker_url: str | None = None, database_url: str | None = None, d
         events_table = Table("events", metadata, autoload_with=engine)
     except Exception:  # no conversation yet: the tracker store has not created its table
         return 0
-    since = (datetime.now(timezone.utc) - timedelta(days=days)).timestamp()
+    since = (utcnow() - timedelta(days=days)).timestamp()
     with engine.connect() as connection:
         senders = connection.execute(
             select(events_table.c.sender_id)

@@ -4,9 +4,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 05:07:39.122459
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'
@@ -128,8 +127,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('assigned_to_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('resolved_by_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('last_patient_message_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_foreign_key('fk_escalations_resolved_by', 'staff_users', ['resolved_by_id'], ['id'], ondelete='SET NULL')
-        batch_op.create_foreign_key('fk_escalations_assigned_to', 'staff_users', ['assigned_to_id'], ['id'], ondelete='SET NULL')
+        batch_op.create_foreign_key('fk_escalations_resolved_by', 'staff_users', ['resolved_by_id'], ['id'],
+                                    ondelete='SET NULL')
+        batch_op.create_foreign_key('fk_escalations_assigned_to', 'staff_users', ['assigned_to_id'], ['id'],
+                                    ondelete='SET NULL')
 
     # ### end Alembic commands ###
 

@@ -8,8 +8,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import ActionHandoffHold, ActionHandoffResolved
-from clinic.staff.escalation import escalate, list_escalations
+from clinic.staff.escalation import escalate
 from tests.actions.trackers import make_tracker
+from tests.clinic.staff import stored_escalations
 
 
 def run(action, dispatcher, tracker, domain):
@@ -30,7 +31,7 @@ def test_a_message_during_hand_off_is_attached_and_not_answered(clinic_db, dispa
     events = run(ActionHandoffHold(), dispatcher, tracker, domain)
 
     assert events == [] and dispatcher.messages == []
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert [(m.message_id, m.reason) for m in escalation.messages] == [("m0", "asked_for_staff"), ("m1", "handoff")]
     assert escalation.last_patient_message_at is not None
 
@@ -43,7 +44,7 @@ def test_the_same_message_twice_is_attached_once(clinic_db, domain) -> None:
     run(ActionHandoffHold(), CollectingDispatcher(), tracker, domain)
     run(ActionHandoffHold(), CollectingDispatcher(), tracker, domain)
 
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert [m.message_id for m in escalation.messages] == ["m0", "m1"]
 
 
@@ -52,7 +53,7 @@ def test_a_held_conversation_without_an_open_escalation_gets_a_new_one(clinic_db
 
     events = run(ActionHandoffHold(), CollectingDispatcher(), tracker, domain)
 
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert escalation.reason == "asked_for_staff" and escalation.status == "open"
     assert events == [SlotSet("escalation_id", escalation.id)]
 

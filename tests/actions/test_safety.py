@@ -12,8 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions._common import after_hours_note
 from actions.safety import ActionCrisisProtocol, ActionEscalateToStaff
-from clinic.staff.escalation import list_escalations
 from tests.actions.trackers import make_tracker
+from tests.clinic.staff import stored_escalations
 from tests.hours import ALWAYS_OPEN
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -37,7 +37,7 @@ def test_the_crisis_protocol_records_an_urgent_escalation(clinic_db, use_profile
 
     events = run(ActionCrisisProtocol(), dispatcher, tracker, domain)
 
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert events == [SlotSet("handoff", True), SlotSet("escalation_id", escalation.id)]
     assert dispatcher.messages[0]["response"] == "utter_crisis_staff_alerted"
     assert len(dispatcher.messages) == 1
@@ -51,7 +51,7 @@ def test_an_emergency_is_recorded_as_such(clinic_db, use_profile, dispatcher, do
 
     run(ActionCrisisProtocol(), dispatcher, tracker, domain)
 
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert (escalation.reason, escalation.urgency) == ("emergency", "urgent")
 
 
@@ -76,7 +76,7 @@ def test_a_retried_crisis_turn_is_not_recorded_twice(clinic_db, use_profile, dom
     second = run(ActionCrisisProtocol(), CollectingDispatcher(), tracker, domain)
 
     assert first == second
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert [m.message_id for m in escalation.messages] == ["msg-1"]
 
 
@@ -108,7 +108,7 @@ def test_escalation_to_staff(clinic_db, use_profile, dispatcher, domain, intent,
 
     events = run(ActionEscalateToStaff(), dispatcher, tracker, domain)
 
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert events == [SlotSet("escalation_id", escalation.id), SlotSet("handoff", True)]
     assert (escalation.reason, escalation.urgency, escalation.channel) == (reason, "normal", "socketio")
     [message] = dispatcher.messages
@@ -121,7 +121,9 @@ def test_escalation_while_closed_says_when_staff_will_answer(clinic_db, use_prof
 
     run(ActionEscalateToStaff(), dispatcher, tracker, domain)
 
-    assert dispatcher.messages[0]["after_hours"] == " We're closed right now, so that will be as soon as the clinic reopens."
+    assert dispatcher.messages[0]["after_hours"] == (
+        " We're closed right now, so that will be as soon as the clinic reopens."
+    )
 
 
 def test_a_later_message_attaches_to_the_same_escalation(clinic_db, use_profile, domain) -> None:
@@ -132,7 +134,7 @@ def test_a_later_message_attaches_to_the_same_escalation(clinic_db, use_profile,
     )
 
     assert first == second
-    [escalation] = list_escalations(database_url=clinic_db)
+    [escalation] = stored_escalations(database_url=clinic_db)
     assert [m.message_id for m in escalation.messages] == ["msg-1", "msg-2"]
 
 
@@ -162,9 +164,11 @@ def test_escalation_to_staff_when_the_database_fails(broken_db, use_profile, dis
     ("now", "note"),
     [
         (datetime(2026, 4, 13, 10, 0, tzinfo=CHICAGO), ""),  # Monday, open
-        (datetime(2026, 4, 13, 19, 0, tzinfo=CHICAGO), " We're closed right now, so that will be from tomorrow (Tuesday) at 8 AM."),
+        (datetime(2026, 4, 13, 19, 0, tzinfo=CHICAGO),
+         " We're closed right now, so that will be from tomorrow (Tuesday) at 8 AM."),
         (datetime(2026, 4, 18, 14, 0, tzinfo=CHICAGO), " We're closed right now, so that will be from Monday at 8 AM."),
-        (datetime(2026, 4, 13, 12, 30, tzinfo=ZoneInfo("UTC")), " We're closed right now, so that will be from today at 8 AM."),
+        (datetime(2026, 4, 13, 12, 30, tzinfo=ZoneInfo("UTC")),
+         " We're closed right now, so that will be from today at 8 AM."),
     ],
 )
 def test_after_hours_note(use_profile, now: datetime, note: str) -> None:

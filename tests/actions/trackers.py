@@ -7,7 +7,6 @@ from typing import Any
 from rasa_sdk import Tracker
 
 
-
 def make_tracker(
     text: str,
     intent: str,

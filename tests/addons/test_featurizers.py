@@ -21,7 +21,10 @@ TRAINING = [("how much does an infusion cost", "faq_cost"), ("is ketamine safe",
             ("book me a consultation please", "book"), ("hi there", "greet"), ("what are the side effects", "faq_side")]
 MESSAGES = ["how much is it", "is it safe for me", "", "   ", "¿cuánto cuesta?", "unseen words only zzz", "x" * 3000,
             "book book book", "hi"]
-CONFIGS = [{"lowercase": True, "max_ngram": 2}, {"analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5, "lowercase": True}]
+CONFIGS = [
+    {"lowercase": True, "max_ngram": 2},
+    {"analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5, "lowercase": True},
+]
 
 
 def tokenized(texts: list[str], with_intents: bool = False) -> list[Message]:

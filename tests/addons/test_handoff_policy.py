@@ -60,7 +60,8 @@ def test_without_hand_off_it_abstains(domain: Domain) -> None:
 
 def test_after_hand_back_the_bot_answers_again(domain: Domain) -> None:
     back = tracker(domain, UserUttered("/EXTERNAL_handoff_resolved", {"name": "EXTERNAL_handoff_resolved"}),
-                   ActionExecuted("action_handoff_resolved"), SlotSet("handoff", False), ActionExecuted("action_listen"),
+                   ActionExecuted("action_handoff_resolved"), SlotSet("handoff", False),
+                   ActionExecuted("action_listen"),
                    UserUttered("cost?", {"name": "faq_cost_insurance"}))
 
     assert next_action(back) is None

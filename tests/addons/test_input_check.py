@@ -47,7 +47,9 @@ def test_text_with_words(text: str) -> None:
 
 @pytest.fixture
 def component(tmp_path: Path) -> InputCheck:
-    return InputCheck.create({}, LocalModelStorage(tmp_path), Resource("input_check"), ExecutionContext(GraphSchema({})))
+    return InputCheck.create(
+        {}, LocalModelStorage(tmp_path), Resource("input_check"), ExecutionContext(GraphSchema({}))
+    )
 
 
 def _message(text: str) -> Message:

@@ -105,7 +105,8 @@ def test_the_fitted_classifier_loads_from_plain_arrays_as_rasas_skops_file(train
     assert ours.clf.get_params() == rasas.clf.get_params()
     for name in (*intent_classifier.FITTED, "n_features_in_"):
         theirs = getattr(rasas.clf, name)
-        assert np.array_equal(getattr(ours.clf, name), theirs) and np.asarray(getattr(ours.clf, name)).dtype == np.asarray(theirs).dtype
+        mine = getattr(ours.clf, name)
+        assert np.array_equal(mine, theirs) and np.asarray(mine).dtype == np.asarray(theirs).dtype
 
 
 def test_loading_the_classifier_does_not_import_skops(trained: tuple) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import socketio
-
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 

@@ -14,8 +14,8 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, 
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
 
-from addons.tracker_store import STORED, ClinicTrackerStore, sqlite_sync_mode
-from clinic.settings import PROJECT_DIR
+from addons.tracker_store import STORED, ClinicTrackerStore
+from clinic.settings import PROJECT_DIR, tracker_store_sync
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_sqlite_runs_in_wal_mode_with_the_chosen_sync(tmp_path: Any, domain: Dom
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACKER_STORE_URL", f"sqlite:///{tmp_path / 'tracker.db'}")
     monkeypatch.delenv("TRACKER_STORE_SYNC", raising=False)
-    assert sqlite_sync_mode() == "NORMAL"
+    assert tracker_store_sync() == "NORMAL"
     with ClinicTrackerStore(domain=domain).engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL

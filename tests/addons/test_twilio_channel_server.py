@@ -15,9 +15,9 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from clinic.channels import sms
-from clinic.rasa_api import hand_back, send_staff_reply
-from clinic.launcher import Stack
 from clinic.channels.sms import SmsTexts
+from clinic.launcher import Stack
+from clinic.rasa_api import hand_back, send_staff_reply
 from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
 from tests.integration.conftest import free_port, model  # noqa: F401 - the model fixture
 

@@ -9,7 +9,8 @@ import pytest
 
 from clinic.cli import main
 from clinic.db import get_engine
-from clinic.staff.escalation import escalate, resolve
+from clinic.staff.escalation import escalate
+from tests.clinic.staff import mark_resolved
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_escalations_are_listed_urgent_first(database: str, capsys: pytest.Captu
     escalate(conversation_id="conv-urgent", channel="twilio", reason="crisis", message_id="m1", text="i want to end it",
              guard_reason={"rule": "self_harm"})
     done = escalate(conversation_id="conv-done", channel="rest", reason="medical_question", message_id="m1", text="?")
-    resolve(done.escalation_id)
+    mark_resolved(database, done.escalation_id)
 
     main(["escalations"])
     open_rows = capsys.readouterr().out.splitlines()[1:]
@@ -68,7 +69,8 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
     import clinic.staff.accounts
 
-    monkeypatch.setattr(clinic.staff.accounts, "_default_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(clinic.staff.accounts, "_default_hasher", cheap)
 
 
 def _staff(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None,
@@ -187,11 +189,12 @@ def test_purge_dry_run_reports_counts_and_deletes_nothing(database: str, capsys:
 
     from sqlalchemy import update
 
-    from clinic.db import Escalation, session_scope, utcnow
+    from clinic.clock import utcnow
+    from clinic.db import Escalation, session_scope
 
     old = escalate(conversation_id="conv-old", channel="rest", reason="medical_question", message_id="m1",
                    text="am I safe on lithium?")
-    resolve(old.escalation_id)
+    mark_resolved(database, old.escalation_id)
     with session_scope(database) as session:
         session.execute(update(Escalation).values(resolved_at=utcnow() - timedelta(days=400)))
 

@@ -31,11 +31,10 @@ def test_migrate_creates_the_tables_and_can_run_again(database_url: str) -> None
 
 
 def test_a_failed_transaction_is_rolled_back(database_url: str) -> None:
-    with pytest.raises(RuntimeError):
-        with session_scope(database_url) as session:
-            session.add(BookingRequest(conversation_id="c", channel="rest", full_name="A B", phone="+13125550123"))
-            session.flush()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), session_scope(database_url) as session:
+        session.add(BookingRequest(conversation_id="c", channel="rest", full_name="A B", phone="+13125550123"))
+        session.flush()
+        raise RuntimeError("boom")
 
     with session_scope(database_url) as session:
         assert session.execute(select(BookingRequest)).first() is None

@@ -129,7 +129,9 @@ def test_several_instances_need_redis_and_a_database_server() -> None:
     with pytest.raises(StartupError, match="CLINIC_DATABASE_URL"):
         check_scale_out(2, {"REDIS_URL": "redis://r:6379/0", "TRACKER_STORE_URL": POSTGRES,
                             "CLINIC_DATABASE_URL": "sqlite:///var/clinic.db"})
-    check_scale_out(2, {"REDIS_URL": "redis://r:6379/0", "TRACKER_STORE_URL": POSTGRES, "CLINIC_DATABASE_URL": POSTGRES})
+    check_scale_out(
+        2, {"REDIS_URL": "redis://r:6379/0", "TRACKER_STORE_URL": POSTGRES, "CLINIC_DATABASE_URL": POSTGRES}
+    )
 
 
 def test_the_launcher_refuses_two_instances_on_sqlite(launcher_env: dict[str, str]) -> None:

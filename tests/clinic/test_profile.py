@@ -34,7 +34,8 @@ def _field_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
 ALL_FIELDS = _field_paths(_RAW)
 # Retention periods have defaults (365 days; the audit trail max(6 years, retention_days)).
 OPTIONAL_RETENTION_FIELDS = {"retention_days", "audit_retention_days"}
-REQUIRED_FIELDS = [f for f in ALL_FIELDS if f not in OPTIONAL_FIELDS | OPTIONAL_BOOKING_FIELDS | OPTIONAL_RETENTION_FIELDS]
+OPTIONAL = OPTIONAL_FIELDS | OPTIONAL_BOOKING_FIELDS | OPTIONAL_RETENTION_FIELDS
+REQUIRED_FIELDS = [f for f in ALL_FIELDS if f not in OPTIONAL]
 
 
 def _without(raw: dict[str, Any], path: str) -> dict[str, Any]:
@@ -155,7 +156,8 @@ def test_the_calcom_backend_needs_an_event_type(tmp_path: Path) -> None:
 
     with pytest.raises(ProfileError, match=r"'booking.calcom_event_type_id'.*needs the Cal.com event type"):
         load_profile(_write(tmp_path, raw))
-    assert load_profile(_write(tmp_path, _with(raw, "booking.calcom_event_type_id", 123))).booking.calcom_event_type_id == 123
+    profile = load_profile(_write(tmp_path, _with(raw, "booking.calcom_event_type_id", 123)))
+    assert profile.booking.calcom_event_type_id == 123
 
 
 def test_the_booking_settings_are_read(tmp_path: Path) -> None:

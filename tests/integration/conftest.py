@@ -1,4 +1,8 @@
-"""Fixtures that run the real assistant (trained model, Rasa server, action server)."""
+"""Fixtures that run the real assistant (trained model, Rasa server, action server).
+
+Every test in this folder is marked ``integration`` (slow: real servers), so ``pytest -m "not
+integration"`` leaves them out; ``make test`` runs them all.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,15 @@ from pathlib import Path
 import pytest
 
 from clinic.launcher import Stack
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the tests of this folder ``integration`` (the hook sees every collected test)."""
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def free_port() -> int:

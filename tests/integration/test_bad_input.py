@@ -45,5 +45,6 @@ def test_bad_input_gets_a_polite_answer_and_is_kept(running_stack, kind):
 
 def test_huge_message_still_sees_a_crisis_at_its_end(running_stack):
     text = "so I was reading about infusions. " * 580 + "honestly I just want to kill myself"
-    _, replies = _post(running_stack, "/webhooks/rest/webhook", {"sender": f"huge-{uuid.uuid4().hex[:8]}", "message": text})
+    message = {"sender": f"huge-{uuid.uuid4().hex[:8]}", "message": text}
+    _, replies = _post(running_stack, "/webhooks/rest/webhook", message)
     assert "988" in " ".join(r.get("text") or "" for r in replies)

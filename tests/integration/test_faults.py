@@ -33,10 +33,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from clinic.db import get_engine, migrate
-from clinic.staff.escalation import list_escalations
 from clinic.launcher import Stack, wait_until_up
 from clinic.staff.reconcile import reconcile
 from clinic.staff.transcript import read_transcript
+from tests.clinic.staff import stored_escalations
 from tests.integration.conftest import free_port
 
 TIMEOUT = 60.0
@@ -92,14 +92,14 @@ def test_action_server_killed_mid_conversation(logged_stack: Stack, stack_env: d
     # Another patient's medical question gets the same safe answer; FAQ answers do not need the server.
     assert CALL_US in " ".join(_say(port, asking, "I take sertraline and have bipolar, is ketamine right for me?"))
     assert "$" in " ".join(_say(port, asking, "how much does an infusion cost?"))
-    assert list_escalations(status=None, database_url=db) == []
+    assert stored_escalations(status=None, database_url=db) == []
 
     stack.start_actions()  # back
     assert wait_until_up(f"http://127.0.0.1:{stack.action_port}/health", TIMEOUT, [stack.processes[-1]])
 
     assert reconcile(tracker, db) == 3  # the booking patient's two escalating turns, the other's one
     assert reconcile(tracker, db) == 0
-    escalations = {e.conversation_id: e for e in list_escalations(status=None, database_url=db)}
+    escalations = {e.conversation_id: e for e in stored_escalations(status=None, database_url=db)}
     assert set(escalations) == {booking, asking}
     assert (escalations[booking].reason, escalations[booking].urgency) == ("crisis", "urgent")
     assert [m.reason for m in escalations[booking].messages] == ["medical_question", "crisis"]
@@ -112,7 +112,7 @@ def test_action_server_killed_mid_conversation(logged_stack: Stack, stack_env: d
     third = f"rest-{uuid.uuid4().hex[:10]}"
     assert PASSED_ON in " ".join(_say(port, third, "my doctor put me on lamotrigine, can I still get ketamine?"))
     assert reconcile(tracker, db) == 0
-    assert third in {e.conversation_id for e in list_escalations(database_url=db)}
+    assert third in {e.conversation_id for e in stored_escalations(database_url=db)}
 
     stack.stop()
     logs = _log_text(tmp_path / "logs").lower()
@@ -251,7 +251,7 @@ def test_database_restarted_during_traffic(postgres_stack: tuple[Stack, str, str
     # Escalations the patient was told about are in the clinic database (the reconciler records any
     # an interrupted action call missed, as `make run` does every 30 s).
     reconcile(url, url)
-    escalations = {e.conversation_id: e for e in list_escalations(status=None, database_url=url)}
+    escalations = {e.conversation_id: e for e in stored_escalations(status=None, database_url=url)}
     told = [t for t in acknowledged if any(PASSED_ON in r or ALERTING in r for r in t.replies or [])]
     assert {t.sender for t in told} == {senders["medical"], senders["crisis"]}
     for turn in told:

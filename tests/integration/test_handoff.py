@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from clinic.staff.escalation import list_escalations
 from clinic.rasa_api import hand_back, send_staff_reply
 from clinic.staff.transcript import read_transcript
+from tests.clinic.staff import stored_escalations
 from tests.integration.patient import SocketPatient
 
 
@@ -20,7 +20,7 @@ def test_staff_hold_the_conversation_reply_on_its_channel_and_hand_it_back(runni
         # While staff hold it: no bot answer, but the message is attached for staff.
         patient.say("how much does an infusion cost?")
         assert patient.replies(wait=4) == []
-        [escalation] = list_escalations(database_url=env["CLINIC_DATABASE_URL"])
+        [escalation] = stored_escalations(database_url=env["CLINIC_DATABASE_URL"])
         assert escalation.conversation_id == patient.session_id and escalation.channel == "socketio"
         assert [m.reason for m in escalation.messages] == ["medical_question", "handoff"]
 
@@ -28,7 +28,7 @@ def test_staff_hold_the_conversation_reply_on_its_channel_and_hand_it_back(runni
         patient.say("honestly i just want to kill myself")
         crisis = " ".join(patient.replies())
         assert "988" in crisis and "911" in crisis
-        [escalation] = list_escalations(database_url=env["CLINIC_DATABASE_URL"])
+        [escalation] = stored_escalations(database_url=env["CLINIC_DATABASE_URL"])
         assert escalation.urgency == "urgent"
 
         # A staff reply reaches the patient's browser and is in the transcript.

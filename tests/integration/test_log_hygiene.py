@@ -28,11 +28,11 @@ from argon2 import PasswordHasher
 from twilio.request_validator import RequestValidator
 
 from clinic.booking import service as booking
-from clinic.staff.escalation import list_escalations
 from clinic.launcher import Stack
-from clinic.staff.reconcile import reconcile
 from clinic.staff.accounts import create_api_token, create_user
+from clinic.staff.reconcile import reconcile
 from clinic.staff.transcript import read_transcript
+from tests.clinic.staff import stored_escalations
 from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
 from tests.integration.conftest import free_port
 from tests.integration.patient import SocketPatient
@@ -198,7 +198,7 @@ def test_a_full_conversation_leaves_no_patient_data_in_any_log(
         assert "988" in crisis and "911" in crisis
 
         # 3. Staff work the escalation through the console's API: read, claim, reply, note, resolve.
-        [escalation] = [e for e in list_escalations(database_url=db) if e.conversation_id == web.session_id]
+        [escalation] = [e for e in stored_escalations(database_url=db) if e.conversation_id == web.session_id]
         assert escalation.urgency == "urgent"
         assert patient.medical in [m.text for m in escalation.messages]  # stored for staff, not logged
         detail = console.get(f"/api/escalations/{escalation.id}")
@@ -207,7 +207,8 @@ def test_a_full_conversation_leaves_no_patient_data_in_any_log(
         sent = console.post(f"/api/escalations/{escalation.id}/reply", json={"text": patient.staff_reply})
         assert sent.status_code == 201, sent.text
         assert patient.staff_reply in web.replies(wait=TIMEOUT)
-        assert console.post(f"/api/escalations/{escalation.id}/notes", json={"text": patient.staff_note}).status_code == 201
+        note = console.post(f"/api/escalations/{escalation.id}/notes", json={"text": patient.staff_note})
+        assert note.status_code == 201
         assert console.post(f"/api/escalations/{escalation.id}/resolve", json={}).status_code == 200
         assert "virtual assistant" in " ".join(web.replies(wait=TIMEOUT))
 
@@ -221,7 +222,7 @@ def test_a_full_conversation_leaves_no_patient_data_in_any_log(
     # 4. The same patient texts the SMS line: an escalating question, answered by SMS.
     assert _text_the_line(stack, patient.e164, patient.sms, f"SM{secrets.token_hex(16)}").status_code == 200
     assert _wait_for(lambda: [m for m in twilio.messages() if m["To"] == patient.e164], timeout=TIMEOUT)
-    assert _wait_for(lambda: any(e.conversation_id == patient.e164 for e in list_escalations(database_url=db)))
+    assert _wait_for(lambda: any(e.conversation_id == patient.e164 for e in stored_escalations(database_url=db)))
     # (the SMS line answers Twilio at once and handles the message in the background: wait for its turn)
     assert _wait_for(lambda: [e.text for e in read_transcript(patient.e164, tracker_url=stack.env["TRACKER_STORE_URL"])
                               if e.sender == "patient"] == [patient.sms])
@@ -230,7 +231,8 @@ def test_a_full_conversation_leaves_no_patient_data_in_any_log(
     time.sleep(1.0)  # the servers' last lines
     stack.stop()
 
-    logs = {path.name: path.read_text(encoding="utf-8", errors="replace") for path in sorted((tmp_path / "logs").glob("*.log"))}
+    logs = {path.name: path.read_text(encoding="utf-8", errors="replace")
+            for path in sorted((tmp_path / "logs").glob("*.log"))}
     in_process = "\n".join(_record_text(r) for r in caplog.records if r.levelno >= logging.INFO)
 
     # The logs are there and at INFO: each server wrote its usual lines.

@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 import pytest
 
-from clinic.rasa_api import send_staff_reply
 from clinic.launcher import Stack
+from clinic.rasa_api import send_staff_reply
 from tests.integration.conftest import free_port
 from tests.integration.patient import SocketPatient
 
@@ -119,7 +119,7 @@ class Conversation:
 
 
 def test_concurrent_conversations_alternating_between_instances_lose_nothing(scaled: Stack) -> None:
-    from clinic.staff.escalation import list_escalations
+    from tests.clinic.staff import stored_escalations
 
     a, b = scaled.rasa_ports
     run_id = uuid.uuid4().hex[:8]
@@ -182,7 +182,8 @@ def test_concurrent_conversations_alternating_between_instances_lose_nothing(sca
     assert not problems, f"{len(problems)} wrong trackers: {problems[:5]}"
 
     # Exactly one escalation per medical conversation, none for the others.
-    escalated = sorted(e.conversation_id for e in list_escalations(status=None, database_url=scaled.env["CLINIC_DATABASE_URL"]))
+    stored = stored_escalations(status=None, database_url=scaled.env["CLINIC_DATABASE_URL"])
+    escalated = sorted(e.conversation_id for e in stored)
     assert escalated == sorted(c.sender for c in conversations if c.kind == "medical")
 
 

@@ -131,7 +131,8 @@ def test_targets_are_met_or_not_or_not_measured() -> None:
     assert all(t["met"] for t in targets.values())
     assert targets["p95_at_20_ms"]["value"] == 200.0
 
-    slow = clinic_system(cold_start_s=16.0, levels=[level_result(1, 50.0, faq_p50=15.5), level_result(20, 60.0, p95=251.0)])
+    slow = clinic_system(cold_start_s=16.0,
+                         levels=[level_result(1, 50.0, faq_p50=15.5), level_result(20, 60.0, p95=251.0)])
     targets = {t["name"]: t for t in check_targets(slow, ratios(slow, reference_system()))}
     assert targets["faq_p50_single_ms"]["met"] is False
     assert targets["p95_at_20_ms"]["met"] is False

@@ -98,7 +98,9 @@ def test_a_form_that_stops_is_not_a_booking() -> None:
 
 @pytest.mark.parametrize(("intent", "label"), [("request_human", "human"), ("medical_question", "medical")])
 def test_an_escalation_outcome(intent: str, label: str) -> None:
-    events = [user("...", intent), action("action_escalate_to_staff"), bot("I've passed it on"), action("action_listen")]
+    events = [
+        user("...", intent), action("action_escalate_to_staff"), bot("I've passed it on"), action("action_listen")
+    ]
 
     outcome = outcome_from_events(events)
 

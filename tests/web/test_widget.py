@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from clinic.rasa_api import hand_back, send_staff_reply
 from clinic.launcher import Stack
+from clinic.rasa_api import hand_back, send_staff_reply
 from tests.web.conftest import shot
 
 LOG = "#clinic-chat-log"

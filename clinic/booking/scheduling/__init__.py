@@ -14,16 +14,17 @@ cancels bookings by phone and booking code.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from clinic.clock import as_utc
 from clinic.profile import ClinicProfile
+from clinic.settings import environment
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0 or 1: easy to read back
 CODE_LENGTH = 6
@@ -56,7 +57,7 @@ class Slot:
     @property
     def key(self) -> str:
         """The start in UTC, as compared and stored: ``2026-11-24T21:00:00+00:00``."""
-        return utc(self.start).isoformat()
+        return as_utc(self.start).isoformat()
 
 
 @dataclass(frozen=True)
@@ -154,11 +155,6 @@ class Scheduler(Protocol):
         """
 
 
-def utc(when: datetime) -> datetime:
-    """An aware datetime in UTC; a naive one (as SQLite returns) is taken to be UTC already."""
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-
-
 def new_code() -> str:
     """A random booking code patients can read back, like ``K7M4QX`` (32^6, about 10^9)."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
@@ -199,13 +195,13 @@ def get_scheduler(profile: ClinicProfile, environ: Mapping[str, str] | None = No
 
     Args:
         profile: the clinic profile.
-        environ: the settings (default ``os.environ``).
+        environ: the settings (default: the process environment).
         backend: another backend than clinic.yml's (for a booking made before a switch).
 
     Raises:
         SchedulerError: the backend's settings are missing or invalid (naming the setting).
     """
-    environ = os.environ if environ is None else environ
+    environ = environment() if environ is None else environ
     backend = backend or profile.booking.backend
     if backend == "calcom":
         from clinic.booking.scheduling.calcom import CalcomScheduler

@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from clinic.db import Booking, session_scope, utcnow
-from clinic.profile import WEEKDAYS, ClinicProfile
-from clinic.booking.scheduling import Appointment, BookingDraft, Placed, SchedulerError, Slot, SlotTaken, utc
+from clinic.booking.scheduling import Appointment, BookingDraft, Placed, SchedulerError, Slot, SlotTaken
 from clinic.booking.scheduling.records import booking_appointment, new_booking_row
+from clinic.clock import as_utc, utcnow
+from clinic.db import Booking, session_scope
+from clinic.profile import WEEKDAYS, ClinicProfile
 
 logger = logging.getLogger(__name__)
 _END_OF_DAY = time(23, 59)  # "24:00" in clinic.yml
@@ -41,7 +42,7 @@ def _existing(wall: datetime, tz: ZoneInfo) -> datetime | None:
 def day_slots(profile: ClinicProfile, day: date) -> list[Slot]:
     """Every consultation slot of one day (none on closed weekdays and blocked dates)."""
     hours = profile.hours[WEEKDAYS[day.weekday()]]
-    if not hours.is_open or day in profile.booking.blocked_dates:
+    if hours.opens is None or hours.closes is None or day in profile.booking.blocked_dates:
         return []
     tz = profile.tz
     step = timedelta(minutes=profile.booking.slot_minutes)
@@ -49,12 +50,12 @@ def day_slots(profile: ClinicProfile, day: date) -> list[Slot]:
         closing = _existing(datetime.combine(day + timedelta(days=1), time(0, 0)), tz)
     else:
         closing = _existing(datetime.combine(day, hours.closes), tz)
-    closing_utc = utc(closing) if closing else utc(datetime.combine(day, hours.closes, tzinfo=tz))
+    closing_utc = as_utc(closing) if closing else as_utc(datetime.combine(day, hours.closes, tzinfo=tz))
     slots, wall = [], datetime.combine(day, hours.opens)
     while wall.date() == day:
         local = _existing(wall, tz)
         if local is not None:
-            end_utc = utc(local) + step
+            end_utc = as_utc(local) + step
             if end_utc > closing_utc:
                 break
             slots.append(Slot(local, end_utc.astimezone(tz)))
@@ -68,7 +69,7 @@ def opening_slots(profile: ClinicProfile, start: datetime, end: datetime) -> lis
     day, last = start.astimezone(tz).date(), end.astimezone(tz).date()
     found = []
     while day <= last:
-        found += [s for s in day_slots(profile, day) if utc(start) <= utc(s.start) < utc(end)]
+        found += [s for s in day_slots(profile, day) if as_utc(start) <= as_utc(s.start) < as_utc(end)]
         day += timedelta(days=1)
     return found
 
@@ -76,7 +77,7 @@ def opening_slots(profile: ClinicProfile, start: datetime, end: datetime) -> lis
 def grid_slot(profile: ClinicProfile, start: datetime) -> Slot | None:
     """The clinic's slot that starts exactly at ``start``, if there is one."""
     local_day = start.astimezone(profile.tz).date()
-    return next((s for s in day_slots(profile, local_day) if utc(s.start) == utc(start)), None)
+    return next((s for s in day_slots(profile, local_day) if as_utc(s.start) == as_utc(start)), None)
 
 
 class BuiltinScheduler:
@@ -102,16 +103,16 @@ class BuiltinScheduler:
             rows = session.execute(
                 select(Booking.starts_at, func.count())
                 .where(Booking.status == "booked", Booking.chair.is_not(None),
-                       Booking.starts_at >= utc(start), Booking.starts_at < utc(end))
+                       Booking.starts_at >= as_utc(start), Booking.starts_at < as_utc(end))
                 .group_by(Booking.starts_at)
             ).all()
-        return Counter({utc(starts_at): count for starts_at, count in rows})
+        return Counter({as_utc(starts_at): count for starts_at, count in rows})
 
     def open_slots(self, start: datetime, end: datetime, database_url: str | None = None) -> list[Slot]:
         """The clinic's slots in ``[start, end)`` with a chair still free."""
         counts = self.booked_counts(start, end, database_url)
         chairs = self.profile.booking.chairs
-        return [s for s in opening_slots(self.profile, start, end) if counts[utc(s.start)] < chairs]
+        return [s for s in opening_slots(self.profile, start, end) if counts[as_utc(s.start)] < chairs]
 
     def book(self, draft: BookingDraft, database_url: str | None = None) -> Placed:
         """Books the first free chair of the draft's slot.
@@ -149,7 +150,7 @@ class BuiltinScheduler:
                     row = session.get(Booking, appointment.id)
                     if row is None or row.status != "booked":
                         raise SchedulerError("the booking is not booked any more")
-                    row.starts_at, row.ends_at, row.chair = utc(target.start), utc(target.end), chair
+                    row.starts_at, row.ends_at, row.chair = as_utc(target.start), as_utc(target.end), chair
                     session.flush()
                     moved = booking_appointment(row)
             except IntegrityError:

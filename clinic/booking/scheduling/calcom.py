@@ -39,8 +39,6 @@ from urllib.parse import quote, urlencode
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from clinic.db import Booking, session_scope, utcnow
-from clinic.profile import ClinicProfile
 from clinic.booking.scheduling import (
     Appointment,
     BookingDraft,
@@ -50,9 +48,11 @@ from clinic.booking.scheduling import (
     Slot,
     SlotTaken,
     secure_url,
-    utc,
 )
 from clinic.booking.scheduling.records import booking_appointment, new_booking_row
+from clinic.clock import as_utc, utcnow
+from clinic.db import Booking, session_scope
+from clinic.profile import ClinicProfile
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ _TAKEN_RE = re.compile(
 
 
 def _iso_utc(when: datetime) -> str:
-    return utc(when).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def parse_time(text: Any) -> datetime:
@@ -126,7 +126,7 @@ class CalcomClient:
             raise _http_error(exc) from None
         except urllib.error.URLError as exc:
             raise SchedulerUnavailable(f"Cal.com unreachable ({_reason(exc.reason)})") from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise SchedulerUnavailable(f"Cal.com timed out after {self._timeout:g} s") from None
         except OSError as exc:
             raise SchedulerUnavailable(f"Cal.com connection failed ({_reason(exc)})") from None
@@ -138,7 +138,9 @@ class CalcomClient:
             raise SchedulerError("Cal.com sent an answer without success data")
         return answer["data"]
 
-    def slots(self, event_type_id: int, start: datetime, end: datetime, time_zone: str) -> list[tuple[datetime, datetime | None]]:
+    def slots(
+        self, event_type_id: int, start: datetime, end: datetime, time_zone: str
+    ) -> list[tuple[datetime, datetime | None]]:
         """Free slot starts (and ends, when given) of the event type in ``[start, end]``."""
         data = self.request("GET", "/v2/slots", version=SLOTS_API_VERSION, query={
             "eventTypeId": event_type_id, "start": _iso_utc(start), "end": _iso_utc(end), "timeZone": time_zone,
@@ -261,7 +263,7 @@ class CalcomScheduler:
         return [
             Slot(begins.astimezone(tz), (ends or begins + length).astimezone(tz))
             for begins, ends in found
-            if utc(start) <= utc(begins) < utc(end)
+            if as_utc(start) <= as_utc(begins) < as_utc(end)
         ]
 
     def book(self, draft: BookingDraft, database_url: str | None = None) -> Placed:
@@ -308,7 +310,7 @@ class CalcomScheduler:
             row = session.get(Booking, appointment.id)
             if row is None:
                 raise SchedulerError("no such booking")
-            row.starts_at, row.ends_at, row.external_uid = utc(start), utc(end), str(made["uid"])
+            row.starts_at, row.ends_at, row.external_uid = as_utc(start), as_utc(end), str(made["uid"])
             if str(made.get("status", "")).lower() == "pending":
                 row.status = "pending"
             session.flush()

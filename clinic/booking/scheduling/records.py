@@ -12,8 +12,9 @@ from datetime import datetime
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from clinic.db import Booking, BookingRequest, session_scope, utcnow
-from clinic.booking.scheduling import Appointment, BookingDraft, Patient, Slot, new_code, utc
+from clinic.booking.scheduling import Appointment, BookingDraft, Patient, Slot, new_code
+from clinic.clock import as_utc, utcnow
+from clinic.db import Booking, BookingRequest, session_scope
 
 logger = logging.getLogger(__name__)
 _CODE_TRIES = 5
@@ -22,14 +23,14 @@ _CODE_TRIES = 5
 def booking_appointment(row: Booking) -> Appointment:
     """A booking row as an :class:`Appointment`."""
     return Appointment(
-        kind="booking", id=row.id, code=row.code, start=utc(row.starts_at), end=utc(row.ends_at),
+        kind="booking", id=row.id, code=row.code, start=as_utc(row.starts_at), end=as_utc(row.ends_at),
         status=row.status, backend=row.backend, external_uid=row.external_uid, phone=row.phone,
     )
 
 
 def request_appointment(row: BookingRequest) -> Appointment:
     """A booking request row as an :class:`Appointment`."""
-    start = utc(row.preferred_time) if row.preferred_time is not None else None
+    start = as_utc(row.preferred_time) if row.preferred_time is not None else None
     return Appointment(
         kind="request", id=row.id, code=row.code or "", start=start, end=None, status=row.status,
         backend=row.backend, phone=row.phone,
@@ -60,7 +61,7 @@ def new_booking_row(session: Session, draft: BookingDraft, *, backend: str, chai
         code=free_code(session), conversation_id=draft.conversation_id, channel=draft.channel, backend=backend,
         external_uid=external_uid, full_name=patient.full_name, phone=patient.phone, email=patient.email,
         visit_reason=patient.visit_reason, patient_type=patient.patient_type, sms_consent=patient.sms_consent,
-        starts_at=utc(slot.start), ends_at=utc(slot.end), chair=chair, status=status,
+        starts_at=as_utc(slot.start), ends_at=as_utc(slot.end), chair=chair, status=status,
     )
     session.add(row)
     session.flush()
@@ -76,7 +77,7 @@ def add_request(draft: BookingDraft, *, backend: str | None, kind: str = "book",
         row = BookingRequest(
             conversation_id=draft.conversation_id, channel=draft.channel, full_name=patient.full_name,
             phone=patient.phone, preferred_time_text=draft.preferred_time_text,
-            preferred_time=utc(draft.slot.start) if draft.slot else None, status="requested",
+            preferred_time=as_utc(draft.slot.start) if draft.slot else None, status="requested",
             code=free_code(session) if with_code else None, kind=kind, booking_id=booking_id, email=patient.email,
             visit_reason=patient.visit_reason, patient_type=patient.patient_type, sms_consent=patient.sms_consent,
             backend=backend, fallback_reason=fallback_reason, webhook_status=webhook_status,
@@ -90,7 +91,7 @@ def add_request(draft: BookingDraft, *, backend: str | None, kind: str = "book",
 
 def find(phone: str, code: str, now: datetime | None = None, database_url: str | None = None) -> Appointment | None:
     """The patient's upcoming booking, or open request, with this phone number and code."""
-    now = utc(now or utcnow())
+    now = as_utc(now or utcnow())
     with session_scope(database_url) as session:
         booking = session.execute(
             select(Booking).where(Booking.code == code, Booking.phone == phone,
@@ -111,5 +112,5 @@ def find(phone: str, code: str, now: datetime | None = None, database_url: str |
 def draft_of_booking(row: Booking, slot: Slot | None = None, text: str | None = None) -> BookingDraft:
     """The draft a stored booking was made from (for a request about it)."""
     patient = Patient(row.full_name, row.phone, row.email, row.visit_reason, row.patient_type, row.sms_consent)
-    return BookingDraft(patient, slot or Slot(utc(row.starts_at), utc(row.ends_at)), row.conversation_id,
+    return BookingDraft(patient, slot or Slot(as_utc(row.starts_at), as_utc(row.ends_at)), row.conversation_id,
                         row.channel, text)

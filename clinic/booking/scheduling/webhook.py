@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -35,8 +34,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from clinic.db import BookingRequest, session_scope, utcnow
-from clinic.profile import ClinicProfile
 from clinic.booking.scheduling import (
     Appointment,
     BookingDraft,
@@ -45,10 +42,12 @@ from clinic.booking.scheduling import (
     SchedulerUnavailable,
     Slot,
     secure_url,
-    utc,
 )
 from clinic.booking.scheduling.builtin import opening_slots
 from clinic.booking.scheduling.records import add_request, request_appointment
+from clinic.clock import as_utc, utcnow
+from clinic.db import BookingRequest, session_scope
+from clinic.profile import ClinicProfile
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class WebhookSender:
             raise SchedulerError(f"webhook answered HTTP {exc.code}") from None
         except urllib.error.URLError as exc:
             raise SchedulerUnavailable(f"webhook unreachable ({type(exc.reason).__name__})") from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise SchedulerUnavailable(f"webhook timed out after {self._timeout:g} s") from None
         except OSError as exc:
             raise SchedulerUnavailable(f"webhook connection failed ({type(exc).__name__})") from None
@@ -136,7 +135,7 @@ class WebhookSender:
 def request_payload(row: BookingRequest, profile: ClinicProfile, event: str) -> dict[str, Any]:
     """The JSON body for one request: its whole current state."""
     tz = profile.tz
-    start = utc(row.preferred_time).astimezone(tz) if row.preferred_time is not None else None
+    start = as_utc(row.preferred_time).astimezone(tz) if row.preferred_time is not None else None
     end = start + timedelta(minutes=profile.booking.slot_minutes) if start is not None else None
     return {
         "event": event,
@@ -151,7 +150,7 @@ def request_payload(row: BookingRequest, profile: ClinicProfile, event: str) -> 
             "end": end.isoformat() if end else None,
             "preferred_time_text": row.preferred_time_text,
             "channel": row.channel,
-            "created_at": utc(row.created_at).isoformat() if row.created_at else None,
+            "created_at": as_utc(row.created_at).isoformat() if row.created_at else None,
             "patient": {
                 "name": row.full_name,
                 "phone": row.phone,
@@ -210,7 +209,7 @@ class WebhookScheduler:
             row = session.get(BookingRequest, appointment.id)
             if row is None or row.status == "cancelled":
                 raise SchedulerError("no such open request")
-            row.preferred_time, row.status, row.webhook_status = utc(slot.start), "requested", "pending"
+            row.preferred_time, row.status, row.webhook_status = as_utc(slot.start), "requested", "pending"
             session.flush()
             moved = request_appointment(row)
         self.deliver(appointment.id, "booking_request.updated", database_url)

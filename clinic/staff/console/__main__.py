@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
-from clinic.settings import console_url, staff_port
+from clinic.settings import (
+    LOOPBACK_INTERFACES,
+    console_insecure_cookies,
+    console_interface,
+    console_url,
+    staff_port,
+)
 
 logger = logging.getLogger("clinic.staff.console")
-
-
-def console_interface() -> str:
-    """Where the console listens (``CONSOLE_INTERFACE``, default 127.0.0.1: this machine only)."""
-    return os.environ.get("CONSOLE_INTERFACE") or "127.0.0.1"
-
-
-def insecure_cookies() -> bool:
-    """``CONSOLE_INSECURE_COOKIES=1``: cookies without ``Secure``, for plain-http tests on a LAN."""
-    return os.environ.get("CONSOLE_INSECURE_COOKIES", "").strip().lower() in {"1", "true", "yes"}
 
 
 def address(interface: str, port: int) -> str:
@@ -46,22 +41,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    from clinic.staff.console.app import create_app
     from clinic.db import migrate
-
     from clinic.staff.accounts import warm_up
+    from clinic.staff.console.app import create_app
 
     migrate()
     warm_up()
     port = args.port or staff_port()
     interface = args.interface or console_interface()
-    secure = not insecure_cookies()
+    secure = not console_insecure_cookies()
     app = create_app(secure_cookies=secure)
     print(f"Staff console: {address(interface, port)}", flush=True)
     if not secure:
         print("Cookies are not marked Secure (CONSOLE_INSECURE_COOKIES=1): use this on a test network only.",
               flush=True)
-    elif interface not in {"127.0.0.1", "localhost", "::1"}:
+    elif interface not in LOOPBACK_INTERFACES:
         print("Cookies are marked Secure: serve the console over HTTPS (e.g. behind a TLS proxy).", flush=True)
     # ws="none": the console has no websockets (and Rasa pins a websockets too old for uvicorn's).
     uvicorn.run(app, host=interface, port=port, log_level="info", ws="none", server_header=False, date_header=False)

@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clinic.clock import utcnow
 from clinic.staff import inbox
+from clinic.staff.accounts import StaffMember
 from clinic.staff.console import serialize
 from clinic.staff.console.auth import principal
 from clinic.staff.console.responses import json_error
-from clinic.db import utcnow
-from clinic.staff.accounts import StaffMember
 
 
 def _database_url(request: Request) -> str:

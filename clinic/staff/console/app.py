@@ -19,13 +19,13 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from clinic.profile import ClinicProfile, ProfileCache
+from clinic.settings import clinic_database_url
 from clinic.staff.console import api, bookings, views
 from clinic.staff.console.auth import AuthMiddleware
 from clinic.staff.console.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, SecurityHeadersMiddleware
 from clinic.staff.console.responses import error_response
 from clinic.staff.console.serialize import channel_label, duration, iso, reason_label
-from clinic.profile import ClinicProfile, ProfileCache
-from clinic.settings import clinic_database_url
 
 logger = logging.getLogger(__name__)
 

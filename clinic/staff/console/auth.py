@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clinic.staff.console.responses import PRINCIPAL_KEY, error_response, json_error, wants_json
 from clinic.staff.accounts import StaffMember, lookup_api_token, lookup_session
+from clinic.staff.console.responses import PRINCIPAL_KEY, error_response, json_error, wants_json
 
 SESSION_COOKIE = "console_session"
 LOGIN_COOKIE = "console_login"

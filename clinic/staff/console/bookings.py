@@ -27,18 +27,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from clinic.staff import audit, inbox
-
 from clinic.booking import service as booking
+from clinic.booking.scheduling import SchedulerError
 from clinic.booking.service import BookingError, BookingView, RequestView
+from clinic.clock import as_utc, utcnow
+from clinic.profile import ClinicProfile
+from clinic.staff import audit, inbox
+from clinic.staff.accounts import StaffMember
 from clinic.staff.console.api import _body as json_body
 from clinic.staff.console.auth import form_fields, principal
 from clinic.staff.console.responses import json_error, render
 from clinic.staff.console.serialize import channel_label, iso
-from clinic.db import utcnow
-from clinic.profile import ClinicProfile
-from clinic.booking.scheduling import SchedulerError, utc
-from clinic.staff.accounts import StaffMember
 
 logger = logging.getLogger(__name__)
 
@@ -285,7 +284,7 @@ def confirm(profile: Callable[[], ClinicProfile], database_url: str, user: Staff
         HTTPException: 400 for a bad ``start``.
         BookingError: no such request, it is not open, or the new time is taken.
     """
-    when = utc(parse_time(start, profile().tz)) if start else None
+    when = as_utc(parse_time(start, profile().tz)) if start else None
     view = booking.confirm_request(request_id, staff=user.username, start=when, database_url=database_url)
     extra = f" at {iso(view.preferred_time)}" if when is not None and view.preferred_time else ""
     record(database_url, user, CONFIRM_REQUEST, _request_detail(view, via, extra), view.conversation_id)

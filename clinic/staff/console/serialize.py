@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from clinic.clock import as_utc
 from clinic.staff.inbox import EscalationSummary, NoteView, ReplyView, StaffRef
-from clinic.staff.accounts import as_utc
 
 REASON_LABELS = {
     "crisis": "Crisis",
     "emergency": "Emergency",
     "medical_question": "Medical question",
     "asked_for_staff": "Asked for staff",
+    "safety_checkin": "Safety check-in",
 }
 CHANNEL_LABELS = {
     "rest": "Website (REST)",

@@ -15,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from clinic.clock import utcnow
 from clinic.staff import audit, inbox
+from clinic.staff.accounts import StaffMember, create_session, delete_session, lookup_session, verify_login
 from clinic.staff.console import serialize
 from clinic.staff.console.auth import (
     LOGIN_COOKIE,
@@ -27,8 +29,6 @@ from clinic.staff.console.auth import (
     safe_next,
 )
 from clinic.staff.console.responses import render
-from clinic.db import utcnow
-from clinic.staff.accounts import StaffMember, create_session, delete_session, lookup_session, verify_login
 
 if TYPE_CHECKING:
     from clinic.staff.console.app import ConsoleConfig
@@ -122,12 +122,15 @@ def _login_form(request: Request, *, next_path: str | None, error: str | None, u
     return response
 
 
+async def _signed_in(request: Request, token: str) -> bool:
+    session = await run_in_threadpool(lookup_session, token, database_url=_config(request).database_url, touch=False)
+    return session is not None
+
+
 async def login_page(request: Request) -> Response:
     """The sign-in form (or straight to the inbox when already signed in)."""
     token = request.cookies.get(SESSION_COOKIE)
-    if token and await run_in_threadpool(
-        lookup_session, token, database_url=_config(request).database_url, touch=False
-    ):
+    if token and await _signed_in(request, token):
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     return _login_form(request, next_path=request.query_params.get("next"), error=None)
 
@@ -140,7 +143,7 @@ async def login_submit(request: Request) -> Response:
     result = await run_in_threadpool(
         verify_login, username, password, database_url=config.database_url, hasher=config.password_hasher
     )
-    if not result.ok:
+    if not result.ok or result.user is None:  # (a successful sign-in always has its user)
         detail = f"{result.outcome}{'; locked now' if result.locked_now else ''}; from {_client(request)}"
         await run_in_threadpool(audit.record, config.database_url, result.user, "login_failed", None, detail)
         return _login_form(request, next_path=fields.get("next"), error=LOGIN_FAILED, username=username)
@@ -369,7 +372,7 @@ async def audit_page(request: Request) -> Response:
     actions = audit.ACTIONS
     if action is not None and action not in actions:
         raise HTTPException(400, "Unknown action.")
-    filters = {
+    filters: dict[str, Any] = {
         "escalation_id": _int_param(request, "escalation"),
         "username": request.query_params.get("user", "").strip()[:64] or None,
         "action": action,

@@ -25,6 +25,7 @@ REASON_LABELS = {
     "emergency": "emergency",
     "medical_question": "medical question",
     "asked_for_staff": "asked for staff",
+    "safety_checkin": "safety check-in",
 }
 CHANNEL_LABELS = {"rest": "web chat", "socketio": "web chat", "twilio": "SMS"}
 _SAFE_LABEL = re.compile(r"[^a-z0-9_-]")

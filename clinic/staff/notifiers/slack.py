@@ -61,7 +61,7 @@ class SlackNotifier:
             raise NotifierError(f"webhook answered HTTP {exc.code}") from None
         except urllib.error.URLError as exc:
             raise NotifierError(f"webhook unreachable ({_reason(exc.reason)})") from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise NotifierError(f"webhook timed out after {self._timeout:g} s") from None
         except OSError as exc:
             raise NotifierError(f"webhook connection failed ({_reason(exc)})") from None

@@ -97,7 +97,8 @@ class TwilioSettings:
             raise ConfigError(f"TWILIO_API_BASE must be an https:// URL (got {api_base!r})")
         if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
             logger.warning("TWILIO_API_BASE is plain http on another host: the auth token travels in clear")
-        return cls(*(values[name] for name in names), api_base=api_base)
+        return cls(account_sid=values["TWILIO_ACCOUNT_SID"], auth_token=values["TWILIO_AUTH_TOKEN"],
+                   from_number=values["TWILIO_FROM_NUMBER"], to_number=values["ONCALL_PHONE"], api_base=api_base)
 
 
 class TwilioSmsNotifier:

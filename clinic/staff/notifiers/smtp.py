@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,7 +133,7 @@ class SmtpNotifier:
             raise NotifierError(f"SMTP server certificate not trusted ({exc.verify_message})") from None
         except ssl.SSLError as exc:
             raise NotifierError(f"SMTP TLS failed ({exc.reason or type(exc).__name__})") from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise NotifierError(f"SMTP server timed out after {self.settings.timeout:g} s") from None
         except OSError as exc:
             raise NotifierError(f"SMTP server unreachable ({type(exc).__name__}: {exc.strerror})") from None

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from clinic.booking import service as booking
-from clinic.booking.service import BookingError, create_request
-from clinic.db import Booking, BookingRequest, session_scope
-from clinic.booking.scheduling import SchedulerError, SchedulerUnavailable, Slot, utc
+from clinic.booking.scheduling import SchedulerError, SchedulerUnavailable, Slot
 from clinic.booking.scheduling.builtin import BuiltinScheduler
+from clinic.booking.service import BookingError, create_request
+from clinic.clock import as_utc
+from clinic.db import Booking, BookingRequest, session_scope
 from tests.clinic.booking.scheduling.helpers import at, booking_settings, draft, slot
 from tests.hours import WEEKDAY_HOURS
 
@@ -59,7 +60,9 @@ def starts(slots: list[Slot]) -> list[datetime]:
 # ------------------------------------------------------------------ reading answers
 
 
-@pytest.mark.parametrize("text", ["stop", "Never mind", "nevermind!", "cancel", "forget it", "I changed my mind", "bye"])
+@pytest.mark.parametrize(
+    "text", ["stop", "Never mind", "nevermind!", "cancel", "forget it", "I changed my mind", "bye"]
+)
 def test_a_whole_message_stop_leaves_the_booking(text: str) -> None:
     assert booking.is_stop(text)
 
@@ -179,7 +182,7 @@ def test_booking_a_free_slot(profile, sqlite_url: str) -> None:
     outcome = booking.book(draft(MONDAY_TEN), profile=profile, scheduler=BuiltinScheduler(profile, sqlite_url),
                            now=NOW, database_url=sqlite_url)
 
-    assert outcome.status == "booked" and outcome.appointment.start == utc(MONDAY_TEN)
+    assert outcome.status == "booked" and outcome.appointment.start == as_utc(MONDAY_TEN)
     assert not outcome.is_fallback and outcome.offers == []
 
 
@@ -214,7 +217,7 @@ def test_a_failing_backend_stores_a_request_for_staff(profile, sqlite_url: str, 
     [request] = booking.list_requests(database_url=sqlite_url)
     assert (request.kind, request.backend, request.fallback_reason, request.full_name, request.email) == (
         "book", "calcom", reason, "Ana María López", "ana@example.com")
-    assert request.preferred_time == utc(MONDAY_TEN) and request.visit_reason == "depression"
+    assert request.preferred_time == as_utc(MONDAY_TEN) and request.visit_reason == "depression"
 
 
 def test_a_backend_without_its_settings_stores_a_request(make_profile, sqlite_url: str,
@@ -254,7 +257,7 @@ def test_moving_a_booking(booked, profile, sqlite_url: str) -> None:
                                  database_url=sqlite_url)
 
     assert outcome.status == "booked" and outcome.appointment.code == appointment.code
-    assert [b.start for b in booking.list_bookings(database_url=sqlite_url)] == [utc(at(2031, 3, 5, 11))]
+    assert [b.start for b in booking.list_bookings(database_url=sqlite_url)] == [as_utc(at(2031, 3, 5, 11))]
 
 
 def test_moving_to_a_taken_slot_offers_others_but_not_the_current_one(booked, profile, sqlite_url: str) -> None:
@@ -266,8 +269,8 @@ def test_moving_to_a_taken_slot_offers_others_but_not_the_current_one(booked, pr
                                  now=NOW, database_url=sqlite_url)
 
     assert outcome.status == "taken"
-    assert utc(MONDAY_TEN) not in [utc(s.start) for s in outcome.offers]
-    assert utc(at(2031, 3, 3, 10, 30)) not in [utc(s.start) for s in outcome.offers]
+    assert as_utc(MONDAY_TEN) not in [as_utc(s.start) for s in outcome.offers]
+    assert as_utc(at(2031, 3, 3, 10, 30)) not in [as_utc(s.start) for s in outcome.offers]
 
 
 def test_a_backend_failing_to_move_stores_a_reschedule_request(booked, profile, sqlite_url: str) -> None:
@@ -279,7 +282,7 @@ def test_a_backend_failing_to_move_stores_a_reschedule_request(booked, profile, 
     assert (outcome.status, outcome.fallback_reason) == ("requested", "backend_unavailable")
     [request] = booking.list_requests(database_url=sqlite_url)
     assert (request.kind, request.booking_id, request.code) == ("reschedule", appointment.id, None)
-    assert request.preferred_time == utc(at(2031, 3, 5, 11))
+    assert request.preferred_time == as_utc(at(2031, 3, 5, 11))
 
 
 def test_cancelling_a_booking(booked, profile, sqlite_url: str) -> None:
@@ -312,7 +315,7 @@ def test_a_fallback_request_is_moved_and_cancelled_in_the_database(profile, sqli
     moved = booking.reschedule(requested, slot(at(2031, 3, 5, 11)), profile=profile, now=NOW, database_url=sqlite_url)
     cancelled = booking.cancel(moved.appointment, profile=profile, database_url=sqlite_url)
 
-    assert moved.status == "requested" and moved.appointment.start == utc(at(2031, 3, 5, 11))
+    assert moved.status == "requested" and moved.appointment.start == as_utc(at(2031, 3, 5, 11))
     assert cancelled.status == "cancelled"
     assert [r.status for r in booking.list_requests(status=None, database_url=sqlite_url)] == ["cancelled"]
 
@@ -341,7 +344,9 @@ def test_staff_confirm_a_request(sqlite_url: str) -> None:
     view = booking.confirm_request(request_id, staff="nurse.kim", start=WHEN + timedelta(hours=1),
                                    database_url=sqlite_url)
 
-    assert (view.status, view.confirmed_by, view.preferred_time) == ("confirmed", "nurse.kim", utc(WHEN) + timedelta(hours=1))
+    assert (view.status, view.confirmed_by, view.preferred_time) == (
+        "confirmed", "nurse.kim", as_utc(WHEN) + timedelta(hours=1)
+    )
     assert booking.list_requests(database_url=sqlite_url) == []
     with pytest.raises(BookingError, match="is confirmed"):
         booking.confirm_request(request_id, staff="nurse.kim", database_url=sqlite_url)
@@ -369,7 +374,7 @@ def test_confirming_a_reschedule_request_moves_the_booking(booked, profile, sqli
     booking.confirm_request(request.id, staff="nurse.kim", database_url=sqlite_url)
 
     [view] = booking.list_bookings(database_url=sqlite_url)
-    assert (view.start, view.end - view.start) == (utc(at(2031, 3, 5, 11)), timedelta(minutes=30))
+    assert (view.start, view.end - view.start) == (as_utc(at(2031, 3, 5, 11)), timedelta(minutes=30))
 
 
 def test_staff_cancel_a_request(sqlite_url: str) -> None:
@@ -426,7 +431,7 @@ def test_simultaneous_bookings_of_one_slot_leave_one_per_chair(database_url: str
     assert Counter(o.status for o in outcomes) == {"booked": chairs, "taken": 20 - chairs}
     for outcome in outcomes:
         if outcome.status == "taken":  # the others are offered other slots
-            assert len(outcome.offers) == 3 and utc(MONDAY_TEN) not in [utc(s.start) for s in outcome.offers]
+            assert len(outcome.offers) == 3 and as_utc(MONDAY_TEN) not in [as_utc(s.start) for s in outcome.offers]
     with session_scope(database_url) as session:
         rows = session.execute(select(Booking.chair).where(Booking.status == "booked")).scalars().all()
     assert sorted(rows) == list(range(1, chairs + 1))

@@ -14,10 +14,11 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from starlette.testclient import TestClient
 
+from clinic import settings
 from clinic.channels import widget_server as web
+from clinic.channels.widget_server import WebConfig, create_app
 from clinic.db import get_engine
 from clinic.staff.transcript import STAFF_METADATA_KEY
-from clinic.channels.widget_server import WebConfig, create_app
 
 SESSION = secrets.token_urlsafe(32)
 
@@ -163,7 +164,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
     config = WebConfig.from_env()
 
-    assert web.web_port() == 8123
+    assert settings.web_port() == 8123
     assert config.rasa_url == "https://assistant.clinic.example"
     assert config.allowed_origins == ("https://a.example", "https://b.example") and config.color == "#123"
 

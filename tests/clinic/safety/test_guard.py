@@ -111,7 +111,9 @@ def test_idioms_do_not_fire(guard, text: str) -> None:
     assert guard.check(text).category is None
 
 
-@pytest.mark.parametrize("text", ["I'm not suicidal, I just want to know the price", "no I am not going to hurt myself"])
+@pytest.mark.parametrize(
+    "text", ["I'm not suicidal, I just want to know the price", "no I am not going to hurt myself"]
+)
 def test_an_explicit_denial_does_not_fire_and_is_recorded(guard, text: str) -> None:
     result = guard.check(text)
 

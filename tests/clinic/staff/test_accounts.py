@@ -12,8 +12,9 @@ import pytest
 from argon2 import PasswordHasher, Type
 from sqlalchemy import select
 
+from clinic.clock import utcnow
+from clinic.db import ApiToken, StaffSession, StaffUser, session_scope
 from clinic.staff import accounts as staff
-from clinic.db import ApiToken, StaffSession, StaffUser, session_scope, utcnow
 
 PASSWORD = "correct horse battery staple"
 

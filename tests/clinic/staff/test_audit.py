@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from clinic.staff import audit
 from clinic.db import session_scope
+from clinic.staff import audit
 
 ANA = SimpleNamespace(id=7, username="ana")
 ESCALATION = SimpleNamespace(id=3, conversation_id="conv-3")
@@ -23,10 +23,9 @@ def test_an_event_records_who_what_and_which_conversation(database_url: str) -> 
 
 
 def test_an_event_joins_the_callers_transaction(sqlite_url: str) -> None:
-    with pytest.raises(RuntimeError):
-        with session_scope(sqlite_url) as session:
-            audit.record(session, ANA, "view", ESCALATION)
-            raise RuntimeError("the change failed")
+    with pytest.raises(RuntimeError), session_scope(sqlite_url) as session:
+        audit.record(session, ANA, "view", ESCALATION)
+        raise RuntimeError("the change failed")
 
     assert audit.list_events(sqlite_url) == []
 

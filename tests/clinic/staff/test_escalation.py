@@ -1,4 +1,4 @@
-"""clinic.staff.escalation: one open escalation per conversation, upgrades, idempotency, listing.
+"""clinic.staff.escalation: one open escalation per conversation, upgrades, idempotency.
 
 Every test gets a fresh database (``database_url``): SQLite, and PostgreSQL when reachable.
 """
@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from clinic.db import Escalation, EscalationMessage, session_scope
-from clinic.staff.escalation import EscalationResult, escalate, is_recorded, list_escalations, resolve
+from clinic.staff.escalation import EscalationResult, escalate, is_recorded
+from clinic.staff.inbox import list_escalations
+from tests.clinic.staff import mark_resolved, stored_escalations
 
 
 def _escalate(url: str, conversation: str, reason: str, message_id: str | None, **extra: Any) -> EscalationResult:
@@ -114,24 +116,12 @@ def test_an_unknown_reason_is_refused(database_url: str) -> None:
     with pytest.raises(ValueError, match="unknown escalation reason"):
         _escalate(database_url, "conv-1", "bored", "m1")
 
-    assert list_escalations(status=None, database_url=database_url) == []
-
-
-def test_resolve(database_url: str) -> None:
-    first = _escalate(database_url, "conv-1", "medical_question", "m1")
-
-    assert resolve(first.escalation_id, database_url=database_url) is True
-    assert resolve(first.escalation_id, database_url=database_url) is False  # already resolved
-    assert resolve(first.escalation_id + 1000, database_url=database_url) is False  # no such escalation
-
-    stored = _escalation(database_url, first.escalation_id)
-    assert stored.status == "resolved" and stored.resolved_at is not None
-    assert list_escalations(database_url=database_url) == []
+    assert stored_escalations(status=None, database_url=database_url) == []
 
 
 def test_a_message_after_resolving_opens_a_new_escalation(database_url: str) -> None:
     first = _escalate(database_url, "conv-1", "medical_question", "m1")
-    resolve(first.escalation_id, database_url=database_url)
+    mark_resolved(database_url, first.escalation_id)
 
     again = _escalate(database_url, "conv-1", "asked_for_staff", "m2")
 
@@ -146,24 +136,20 @@ def test_listing_puts_urgent_first_then_oldest_first(database_url: str) -> None:
     upgraded = _escalate(database_url, "conv-4", "medical_question", "m1")
     _escalate(database_url, "conv-4", "emergency", "m2")
     resolved = _escalate(database_url, "conv-5", "crisis", "m1")
-    resolve(resolved.escalation_id, database_url=database_url)
+    mark_resolved(database_url, resolved.escalation_id)
 
     listed = [e.id for e in list_escalations(database_url=database_url)]
-    everything = [e.id for e in list_escalations(status=None, database_url=database_url)]
 
     assert listed == [urgent_old.escalation_id, upgraded.escalation_id, normal_old.escalation_id,
                       normal_new.escalation_id]
-    assert set(everything) == set(listed) | {resolved.escalation_id}
-    assert everything.index(resolved.escalation_id) < everything.index(normal_old.escalation_id)
     assert [e.id for e in list_escalations(status="resolved", database_url=database_url)] == [resolved.escalation_id]
 
 
 def test_the_database_allows_one_open_escalation_per_conversation(database_url: str) -> None:
     _escalate(database_url, "conv-1", "medical_question", "m1")
 
-    with pytest.raises(IntegrityError):
-        with session_scope(database_url) as session:
-            session.add(Escalation(conversation_id="conv-1", channel="rest", reason="crisis", status="open"))
+    with pytest.raises(IntegrityError), session_scope(database_url) as session:
+        session.add(Escalation(conversation_id="conv-1", channel="rest", reason="crisis", status="open"))
 
 
 def test_simultaneous_messages_share_one_escalation(database_url: str) -> None:

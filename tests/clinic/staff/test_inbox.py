@@ -14,11 +14,12 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
-from clinic.staff import audit, inbox
-from clinic.db import Escalation, StaffReply, session_scope, utcnow
-from clinic.staff.escalation import escalate
 from clinic.channels.sms import record_opt_out
+from clinic.clock import utcnow
+from clinic.db import Escalation, StaffReply, session_scope
+from clinic.staff import audit, inbox
 from clinic.staff.accounts import StaffMember, create_user
+from clinic.staff.escalation import escalate
 from tests.clinic.staff.console import FakeRasa, install
 
 PASSWORD = "correct horse battery staple"
@@ -382,8 +383,7 @@ def test_the_real_interfaces_have_the_signatures_the_inbox_calls() -> None:
     import dataclasses
     import inspect
 
-    from clinic import rasa_api as handoff
-
+    from clinic import rasa_api
     from clinic.staff import notifications, transcript
 
     def params(function: object) -> dict[str, inspect.Parameter]:
@@ -392,10 +392,10 @@ def test_the_real_interfaces_have_the_signatures_the_inbox_calls() -> None:
     assert list(params(transcript.read_transcript))[:3] == ["conversation_id", "after_id", "tracker_url"]
     assert {f.name for f in dataclasses.fields(transcript.TranscriptEntry)} >= {"id", "at", "sender", "text",
                                                                                  "staff_name"}
-    reply = params(handoff.send_staff_reply)
+    reply = params(rasa_api.send_staff_reply)
     assert list(reply)[:2] == ["conversation_id", "text"] and reply["staff_name"].kind is inspect.Parameter.KEYWORD_ONLY
-    assert list(params(handoff.hand_back))[0] == "conversation_id"
-    assert {f.name for f in dataclasses.fields(handoff.Delivery)} >= {"ok", "error"}
+    assert list(params(rasa_api.hand_back))[0] == "conversation_id"
+    assert {f.name for f in dataclasses.fields(rasa_api.Delivery)} >= {"ok", "error"}
     assert list(params(notifications.list_for_escalation))[:2] == ["escalation_id", "database_url"]
     assert "database_url" in params(notifications.failing)
     assert {f.name for f in dataclasses.fields(notifications.NotificationStatus)} >= {

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from clinic.staff import notifications
 from clinic.db import Escalation, Notification, session_scope
+from clinic.staff import notifications
 from clinic.staff.escalation import EscalationResult, escalate
 from clinic.staff.notifications import (
     MAX_ATTEMPTS,

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine
 
 from clinic.db import get_engine
-from clinic.staff.escalation import list_escalations
 from clinic.staff.reconcile import reconcile
+from tests.clinic.staff import stored_escalations
 
 DAY = 24 * 3600
 
@@ -107,7 +107,7 @@ def test_a_missed_crisis_is_recorded_once(store, tracker_url: str, database_url:
     second = reconcile(tracker_url, database_url)
 
     assert (first, second) == (1, 0)
-    [escalation] = list_escalations(database_url=database_url)
+    [escalation] = stored_escalations(database_url=database_url)
     assert (escalation.conversation_id, escalation.reason, escalation.urgency) == ("conv-1", "crisis", "urgent")
     assert (escalation.channel, escalation.trigger_message_id) == ("twilio", "m1")
     assert escalation.trigger_text == "i want to end it all"
@@ -118,7 +118,7 @@ def test_a_recorded_crisis_is_left_alone(store, tracker_url: str, database_url: 
     store("conv-1", crisis_turn("m1", time.time() - 50, recorded=True))
 
     assert reconcile(tracker_url, database_url) == 0
-    assert list_escalations(status=None, database_url=database_url) == []
+    assert stored_escalations(status=None, database_url=database_url) == []
 
 
 def test_only_the_missed_turns_of_a_conversation_are_recorded(store, tracker_url: str, database_url: str) -> None:
@@ -126,7 +126,7 @@ def test_only_the_missed_turns_of_a_conversation_are_recorded(store, tracker_url
     store("conv-1", [*crisis_turn("m1", now - 90, recorded=True), *crisis_turn("m2", now - 50, recorded=False)])
 
     assert reconcile(tracker_url, database_url) == 1
-    [escalation] = list_escalations(database_url=database_url)
+    [escalation] = stored_escalations(database_url=database_url)
     assert escalation.trigger_message_id == "m2"
 
 
@@ -135,22 +135,28 @@ def test_a_missed_emergency_keeps_its_kind(store, tracker_url: str, database_url
 
     reconcile(tracker_url, database_url)
 
-    [escalation] = list_escalations(database_url=database_url)
+    [escalation] = stored_escalations(database_url=database_url)
     assert escalation.reason == "emergency"
 
 
-@pytest.mark.parametrize(("intent", "reason"), [("request_human", "asked_for_staff"), ("medical_question", "medical_question")])
-def test_a_missed_staff_escalation_is_recorded(store, tracker_url: str, database_url: str, intent: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("intent", "reason"), [("request_human", "asked_for_staff"), ("medical_question", "medical_question")]
+)
+def test_a_missed_staff_escalation_is_recorded(
+    store, tracker_url: str, database_url: str, intent: str, reason: str
+) -> None:
     now = time.time()
     store("conv-1", [user("m1", "question", intent, now - 50), action("action_escalate_to_staff", now - 49),
                      bot("I couldn't reach our team's inbox", now - 49), action("action_listen", now - 48)])
 
     assert reconcile(tracker_url, database_url) == 1
-    [escalation] = list_escalations(database_url=database_url)
+    [escalation] = stored_escalations(database_url=database_url)
     assert (escalation.reason, escalation.urgency) == (reason, "normal")
 
 
-def test_an_escalation_already_recorded_for_the_message_is_not_repeated(store, tracker_url: str, database_url: str) -> None:
+def test_an_escalation_already_recorded_for_the_message_is_not_repeated(
+    store, tracker_url: str, database_url: str
+) -> None:
     from clinic.staff.escalation import escalate
 
     escalate(conversation_id="conv-1", channel="twilio", reason="crisis", message_id="m1", text="...",
@@ -165,7 +171,7 @@ def test_conversations_older_than_the_window_are_skipped(store, tracker_url: str
     store("new", crisis_turn("m1", time.time() - DAY, recorded=False))
 
     assert reconcile(tracker_url, database_url, days=7) == 1
-    assert [e.conversation_id for e in list_escalations(database_url=database_url)] == ["new"]
+    assert [e.conversation_id for e in stored_escalations(database_url=database_url)] == ["new"]
 
 
 def test_a_tracker_store_without_events_records_nothing(tracker_url: str, database_url: str) -> None:

@@ -173,8 +173,9 @@ class FakeCalcom(_Server):
 
     def _booking(self, uid: str, start: datetime, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
         record = {
-            "id": len(self.bookings) + 1, "uid": uid, "title": "Consultation", "status": "pending" if self.pending
-            else "accepted", "start": _utc_text(start), "end": _utc_text(start + timedelta(minutes=self.length_minutes)),
+            "id": len(self.bookings) + 1, "uid": uid, "title": "Consultation",
+            "status": "pending" if self.pending else "accepted",
+            "start": _utc_text(start), "end": _utc_text(start + timedelta(minutes=self.length_minutes)),
             "duration": self.length_minutes, "eventTypeId": self.event_type_id,
             "attendees": [body.get("attendee", {})], "metadata": body.get("metadata", {}), **extra,
         }

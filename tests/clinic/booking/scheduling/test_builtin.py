@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from clinic.db import Booking, session_scope
-from clinic.booking.scheduling import SchedulerError, Slot, SlotTaken, utc
+from clinic.booking.scheduling import SchedulerError, Slot, SlotTaken
 from clinic.booking.scheduling.builtin import BuiltinScheduler, day_slots, grid_slot, opening_slots
+from clinic.clock import as_utc
+from clinic.db import Booking, session_scope
 from tests.clinic.booking.scheduling.helpers import CHICAGO, at, booking_settings, draft, slot
 from tests.hours import ALWAYS_OPEN, WEEKDAY_HOURS
 
@@ -65,7 +66,7 @@ def test_the_day_clocks_go_forward_skips_the_missing_hour(make_profile) -> None:
 
     assert "02:00" not in clock(slots) and "02:30" not in clock(slots)
     assert len(slots) == 46
-    assert all(utc(s.end) - utc(s.start) == timedelta(minutes=30) for s in slots)
+    assert all(as_utc(s.end) - as_utc(s.start) == timedelta(minutes=30) for s in slots)
     assert [s.start.utcoffset() for s in slots[:2]] == [timedelta(hours=-6)] * 2
     assert slots[-1].start.utcoffset() == timedelta(hours=-5)
 
@@ -76,8 +77,8 @@ def test_the_day_clocks_go_back_offers_a_repeated_time_once(make_profile) -> Non
     slots = day_slots(profile, date(2026, 11, 1))  # 1 AM to 2 AM happens twice
 
     assert len(clock(slots)) == len(set(clock(slots))) == 48
-    assert all(utc(s.end) - utc(s.start) == timedelta(minutes=30) for s in slots)
-    assert len({utc(s.start) for s in slots}) == 48
+    assert all(as_utc(s.end) - as_utc(s.start) == timedelta(minutes=30) for s in slots)
+    assert len({as_utc(s.start) for s in slots}) == 48
 
 
 def test_opening_time_is_local_on_both_sides_of_a_dst_change(profile) -> None:
@@ -85,7 +86,7 @@ def test_opening_time_is_local_on_both_sides_of_a_dst_change(profile) -> None:
     after = day_slots(profile, date(2026, 3, 9))[0].start  # Monday after
 
     assert (before.hour, after.hour) == (8, 8)
-    assert (utc(before).hour, utc(after).hour) == (14, 13)
+    assert (as_utc(before).hour, as_utc(after).hour) == (14, 13)
 
 
 def test_opening_slots_are_bounded_and_take_any_time_zone(profile) -> None:
@@ -104,7 +105,7 @@ def test_slots_follow_the_clinics_own_time_zone(make_profile) -> None:
     first = day_slots(london, date(2031, 7, 7))[0].start
 
     assert first == datetime(2031, 7, 7, 8, 0, tzinfo=ZoneInfo("Europe/London"))
-    assert utc(first).hour == 7  # British Summer Time
+    assert as_utc(first).hour == 7  # British Summer Time
 
 
 def test_grid_slot_finds_only_real_slot_starts(profile) -> None:
@@ -171,7 +172,7 @@ def test_rescheduling_moves_the_booking_and_keeps_its_code(database_url: str, pr
     moved = scheduler.reschedule(placed.appointment, slot(at(2031, 3, 4, 14)))
 
     assert moved.appointment.code == placed.appointment.code
-    assert moved.appointment.start == utc(at(2031, 3, 4, 14))
+    assert moved.appointment.start == as_utc(at(2031, 3, 4, 14))
     assert "09:00" in clock(scheduler.open_slots(at(2031, 3, 3, 9), at(2031, 3, 3, 10)))
 
 
@@ -191,7 +192,7 @@ def test_bookings_are_stored_in_utc_with_the_patients_details(database_url: str,
         row = session.execute(select(Booking)).scalar_one()
         assert (row.full_name, row.phone, row.email, row.visit_reason, row.patient_type, row.sms_consent) == (
             "Ana María López", "+13125550123", None, "depression", "new", True)
-        assert utc(row.starts_at) == datetime(2031, 3, 3, 15, 0, tzinfo=timezone.utc)
+        assert as_utc(row.starts_at) == datetime(2031, 3, 3, 15, 0, tzinfo=timezone.utc)
         assert (row.backend, row.chair, row.status) == ("builtin", 1, "booked")
 
 

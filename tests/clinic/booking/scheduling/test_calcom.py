@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from clinic.db import Booking, session_scope
-from clinic.booking.scheduling import SchedulerError, SchedulerUnavailable, SlotTaken, get_scheduler, utc
+from clinic.booking.scheduling import SchedulerError, SchedulerUnavailable, SlotTaken, get_scheduler
 from clinic.booking.scheduling.calcom import CalcomClient, CalcomScheduler, parse_time
+from clinic.clock import as_utc
+from clinic.db import Booking, session_scope
 from tests.clinic.booking.scheduling.helpers import at, booking_settings, draft, slot
 from tests.clinic.booking.scheduling.servers import API_KEY, FakeCalcom, error
 from tests.hours import WEEKDAY_HOURS
@@ -20,7 +21,7 @@ NINE, TEN, ELEVEN = at(2031, 3, 3, 9), at(2031, 3, 3, 10), at(2031, 3, 3, 11)
 
 @pytest.fixture
 def calcom() -> Iterator[FakeCalcom]:
-    server = FakeCalcom(free={utc(NINE), utc(TEN), utc(ELEVEN)}).start()
+    server = FakeCalcom(free={as_utc(NINE), as_utc(TEN), as_utc(ELEVEN)}).start()
     yield server
     server.stop()
 
@@ -86,7 +87,7 @@ def test_booking_posts_the_documented_body_and_records_it_locally(scheduler: Cal
                      "phoneNumber": "+13125550123", "language": "en"},
         "metadata": {"source": "clinic-assistant", "channel": "twilio", "patientType": "new", "smsReminders": "yes"},
     }
-    assert placed.confirmed and placed.appointment.start == utc(TEN)
+    assert placed.confirmed and placed.appointment.start == as_utc(TEN)
     with session_scope(sqlite_url) as session:
         row = session.execute(select(Booking)).scalar_one()
         assert (row.backend, row.chair, row.status, row.code) == ("calcom", None, "booked", placed.appointment.code)
@@ -125,7 +126,7 @@ def test_rescheduling_follows_calcoms_new_uid(scheduler: CalcomScheduler, calcom
     assert request.path == f"/v2/bookings/{old_uid}/reschedule"
     assert request.json() == {"start": "2031-03-03T17:00:00.000Z",
                               "reschedulingReason": "The patient asked to move it through the clinic assistant"}
-    assert moved.appointment.code == placed.appointment.code and moved.appointment.start == utc(ELEVEN)
+    assert moved.appointment.code == placed.appointment.code and moved.appointment.start == as_utc(ELEVEN)
     assert moved.appointment.external_uid != old_uid and calcom.bookings[old_uid]["status"] == "cancelled"
 
 
@@ -145,7 +146,7 @@ def test_cancelling_in_calcom_and_locally(scheduler: CalcomScheduler, calcom: Fa
     request = calcom.requests[-1]
     assert request.path == f"/v2/bookings/{placed.appointment.external_uid}/cancel"
     assert request.json() == {"cancellationReason": "Cancelled by the patient"}
-    assert utc(TEN) in calcom.free
+    assert as_utc(TEN) in calcom.free
     with session_scope(sqlite_url) as session:
         assert session.execute(select(Booking.status)).scalar_one() == "cancelled"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from clinic.db import BookingRequest, session_scope
 from clinic.booking.scheduling.builtin import BuiltinScheduler
 from clinic.booking.scheduling.records import add_request, find
+from clinic.db import BookingRequest, session_scope
 from tests.clinic.booking.scheduling.helpers import at, booking_settings, draft
 from tests.hours import WEEKDAY_HOURS
 

@@ -14,9 +14,9 @@ from clinic.booking.scheduling import (
     get_scheduler,
     new_code,
     secure_url,
-    utc,
 )
 from clinic.booking.scheduling.builtin import BuiltinScheduler
+from clinic.clock import as_utc
 from tests.clinic.booking.scheduling.helpers import booking_settings
 
 
@@ -83,4 +83,4 @@ def test_slot_keys_and_utc() -> None:
     local = datetime(2031, 3, 3, 9, 0, tzinfo=timezone(timedelta(hours=-6)))
 
     assert Slot(local, local + timedelta(minutes=30)).key == "2031-03-03T15:00:00+00:00"
-    assert utc(datetime(2031, 3, 3, 15, 0)) == datetime(2031, 3, 3, 15, 0, tzinfo=timezone.utc)  # naive: UTC
+    assert as_utc(datetime(2031, 3, 3, 15, 0)) == datetime(2031, 3, 3, 15, 0, tzinfo=timezone.utc)  # naive: UTC

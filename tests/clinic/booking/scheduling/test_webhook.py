@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from clinic.db import BookingRequest, session_scope
-from clinic.booking.scheduling import SchedulerError, SchedulerUnavailable, get_scheduler, utc
+from clinic.booking.scheduling import SchedulerError, SchedulerUnavailable, get_scheduler
 from clinic.booking.scheduling.webhook import (
     EVENT_HEADER,
     WebhookScheduler,
@@ -20,6 +19,8 @@ from clinic.booking.scheduling.webhook import (
     sign,
     verify_signature,
 )
+from clinic.clock import as_utc
+from clinic.db import BookingRequest, session_scope
 from tests.clinic.booking.scheduling.helpers import at, booking_settings, draft, slot
 from tests.clinic.booking.scheduling.servers import WebhookReceiver, free_port
 from tests.hours import WEEKDAY_HOURS
@@ -102,7 +103,9 @@ def test_a_request_is_stored_then_posted_signed(scheduler: WebhookScheduler, rec
                     "visit_reason": "depression", "patient_type": "new", "sms_reminders": True},
     }
     row = _request_row(sqlite_url)
-    assert (row.status, row.backend, row.webhook_status, row.webhook_attempts) == ("requested", "webhook", "delivered", 1)
+    assert (row.status, row.backend, row.webhook_status, row.webhook_attempts) == (
+        "requested", "webhook", "delivered", 1
+    )
     assert row.fallback_reason is None
 
 
@@ -158,13 +161,15 @@ def test_rescheduling_and_cancelling_a_request_are_posted(scheduler: WebhookSche
     assert receiver.requests[1].json()["request"]["start"] == "2031-03-04T14:00:00-06:00"
     assert receiver.requests[2].json()["request"]["status"] == "cancelled"
     assert all(receiver.verified) and moved.appointment.code == placed.appointment.code
-    assert moved.appointment.start == utc(at(2031, 3, 4, 14))
+    assert moved.appointment.start == as_utc(at(2031, 3, 4, 14))
 
 
 def test_slots_offered_are_the_clinics_opening_slots(scheduler: WebhookScheduler) -> None:
     found = scheduler.open_slots(at(2031, 3, 3, 8), at(2031, 3, 3, 10))
 
-    assert [s.start for s in found] == [at(2031, 3, 3, 8), at(2031, 3, 3, 8, 30), at(2031, 3, 3, 9), at(2031, 3, 3, 9, 30)]
+    assert [s.start for s in found] == [
+        at(2031, 3, 3, 8), at(2031, 3, 3, 8, 30), at(2031, 3, 3, 9), at(2031, 3, 3, 9, 30)
+    ]
 
 
 # ------------------------------------------------------------------ settings

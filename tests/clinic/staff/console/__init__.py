@@ -106,15 +106,19 @@ class FakeRasa:
         transcript = types.ModuleType("clinic.staff.transcript")
         transcript.read_transcript = self.read_transcript
         transcript.TranscriptEntry = FakeTranscriptEntry
-        handoff = types.ModuleType("clinic.rasa_api")
-        handoff.send_staff_reply = self.send_staff_reply
-        handoff.hand_back = self.hand_back
-        handoff.Delivery = FakeDelivery
+        rasa_api = types.ModuleType("clinic.rasa_api")
+        rasa_api.send_staff_reply = self.send_staff_reply
+        rasa_api.hand_back = self.hand_back
+        rasa_api.Delivery = FakeDelivery
         notifications = types.ModuleType("clinic.staff.notifications")
         notifications.list_for_escalation = self.list_for_escalation
         notifications.failing = self.failing_notifications
         notifications.NotificationStatus = FakeNotificationStatus
-        return {"clinic.staff.transcript": transcript, "clinic.rasa_api": handoff, "clinic.staff.notifications": notifications}
+        return {
+            "clinic.staff.transcript": transcript,
+            "clinic.rasa_api": rasa_api,
+            "clinic.staff.notifications": notifications,
+        }
 
 
 def install(monkeypatch: Any) -> FakeRasa:

@@ -14,16 +14,16 @@ from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from clinic.booking.service import create_request
-from clinic.staff.console.app import create_app
-from clinic.db import Booking, session_scope
-from clinic.staff.escalation import escalate
-from clinic.profile import ClinicProfile
-from clinic.booking.scheduling import utc
 from clinic.booking.scheduling.records import free_code
+from clinic.booking.service import create_request
+from clinic.clock import as_utc
+from clinic.db import Booking, session_scope
+from clinic.profile import ClinicProfile
 from clinic.staff.accounts import StaffMember, create_api_token, create_user
-from tests.clinic.staff.console import FakeRasa, install
+from clinic.staff.console.app import create_app
+from clinic.staff.escalation import escalate
 from tests.clinic.booking.scheduling.helpers import booking_settings
+from tests.clinic.staff.console import FakeRasa, install
 from tests.hours import WEEKDAY_HOURS
 
 PASSWORD = "correct horse battery staple"
@@ -106,8 +106,8 @@ def make_booking(db: str) -> Callable[..., int]:
             row = Booking(
                 code=free_code(session), conversation_id=conversation_id, channel="socketio", backend=backend,
                 external_uid="cal-uid-1" if backend == "calcom" else None, full_name=name, phone=phone, email=email,
-                visit_reason=reason, patient_type="new", sms_consent=True, starts_at=utc(start),
-                ends_at=utc(start + timedelta(minutes=minutes)), chair=1 if backend == "builtin" else None,
+                visit_reason=reason, patient_type="new", sms_consent=True, starts_at=as_utc(start),
+                ends_at=as_utc(start + timedelta(minutes=minutes)), chair=1 if backend == "builtin" else None,
                 status=status, cancelled_by="patient" if status == "cancelled" else None,
             )
             session.add(row)

@@ -8,8 +8,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from clinic.staff import audit, inbox
 from clinic.channels.sms import record_opt_out
+from clinic.staff import audit, inbox
 from clinic.staff.accounts import StaffMember, create_api_token, deactivate, revoke_api_token
 from tests.clinic.staff.console import FakeRasa
 from tests.clinic.staff.console.conftest import Browser

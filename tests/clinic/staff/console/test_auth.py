@@ -11,9 +11,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from clinic.staff import audit
+from clinic.staff.accounts import MAX_FAILED_LOGINS, StaffMember, deactivate
 from clinic.staff.console.app import create_app
 from clinic.staff.console.auth import safe_next
-from clinic.staff.accounts import MAX_FAILED_LOGINS, StaffMember, deactivate
 from tests.clinic.staff.console.conftest import PASSWORD, Browser, csrf_of
 
 

@@ -10,12 +10,11 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
-from clinic.staff import audit
-
 from clinic.booking import service as booking
+from clinic.staff import audit
 from clinic.staff.console.bookings import parse_time
-from tests.clinic.staff.console.conftest import Browser
 from tests.clinic.booking.scheduling.helpers import CHICAGO, at
+from tests.clinic.staff.console.conftest import Browser
 
 MONDAY_TEN = at(2031, 3, 3, 10)  # 16:00 UTC (CST)
 JULY_EIGHT = at(2031, 7, 8, 9, 30)  # 14:30 UTC (CDT)
@@ -189,7 +188,9 @@ def test_a_request_handled_already_is_refused_with_the_reason(
     cancel_again = staff_browser.post(f"/booking-requests/{request_id}/cancel")
 
     assert again.status_code == cancel_again.status_code == 409
-    assert _banner(again.text) == f"error: Nothing changed: booking request {request_id} is cancelled. The list below is current."
+    assert _banner(again.text) == (
+        f"error: Nothing changed: booking request {request_id} is cancelled. The list below is current."
+    )
     assert "already cancelled" in cancel_again.text
     assert _request(db, request_id).status == "cancelled"
     assert len(_events(db, "booking_request_cancel")) == 1
@@ -319,7 +320,9 @@ def test_api_lists_requests_awaiting_staff(
     assert (row["preferred_time"], row["preferred_time_local"], row["preferred_time_text"]) == (
         "2031-03-04T20:00:00Z", "2031-03-04T14:00:00-06:00", "Tuesday afternoon",
     )
-    assert (row["kind"], row["backend"], row["fallback_reason"], row["status"]) == ("book", "webhook", None, "requested")
+    assert (row["kind"], row["backend"], row["fallback_reason"], row["status"]) == (
+        "book", "webhook", None, "requested"
+    )
     assert row["what_failed"].startswith("Webhook request")
     assert body["requests"][1]["what_failed"].startswith("The scheduling system refused the booking or failed.")
     assert [r["id"] for r in api.get("/api/booking-requests?status=cancelled").json()["requests"]] == [done]
@@ -382,7 +385,8 @@ def test_api_cancels_bookings(
         "reason": "the calcom backend needs CALCOM_API_KEY",
     }
     assert _booking(db, calcom).status == "booked"
-    assert [d for _, d in _events(db, "booking_cancel")] == [f"booking {builtin} (code {_booking(db, builtin).code}, builtin); via api"]
+    code = _booking(db, builtin).code
+    assert [d for _, d in _events(db, "booking_cancel")] == [f"booking {builtin} (code {code}, builtin); via api"]
     assert len(_events(db, "booking_cancel_failed")) == 1
 
 

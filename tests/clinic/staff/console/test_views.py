@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from clinic.staff import audit, inbox
 from clinic.channels.sms import record_opt_out
+from clinic.staff import audit, inbox
 from clinic.staff.accounts import StaffMember
 from tests.clinic.staff.console import FakeNotificationStatus, FakeRasa
 from tests.clinic.staff.console.conftest import Browser

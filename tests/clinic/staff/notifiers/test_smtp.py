@@ -9,7 +9,13 @@ import pytest
 
 from clinic.staff.notifiers import ConfigError, NotifierError, StaffAlert
 from clinic.staff.notifiers.smtp import SmtpNotifier, SmtpSettings
-from tests.clinic.staff.notifiers.servers import HOST, SmtpServer, free_port, self_signed_certificate, server_tls_context
+from tests.clinic.staff.notifiers.servers import (
+    HOST,
+    SmtpServer,
+    free_port,
+    self_signed_certificate,
+    server_tls_context,
+)
 
 STAFF = ("oncall@clinic.test", "nurses@clinic.test")
 
@@ -76,17 +82,18 @@ def test_a_wrong_password_is_refused(alert: StaffAlert, certificate: tuple[Path,
 def test_an_untrusted_certificate_is_refused(alert: StaffAlert, certificate: tuple[Path, Path]) -> None:
     """Without SMTP_CA_FILE the self-signed certificate is checked against the system CAs: no email."""
     cert, key = certificate
-    with SmtpServer(starttls=server_tls_context(cert, key)) as server:
-        with pytest.raises(NotifierError, match="certificate not trusted"):
-            SmtpNotifier.from_env(_environ(server.port, "starttls")).send(alert)
+    with (
+        SmtpServer(starttls=server_tls_context(cert, key)) as server,
+        pytest.raises(NotifierError, match="certificate not trusted"),
+    ):
+        SmtpNotifier.from_env(_environ(server.port, "starttls")).send(alert)
 
     assert server.delivered == []
 
 
 def test_starttls_refuses_a_server_without_it(alert: StaffAlert) -> None:
-    with SmtpServer() as server:
-        with pytest.raises(NotifierError, match="does not offer STARTTLS"):
-            SmtpNotifier.from_env(_environ(server.port, "starttls")).send(alert)
+    with SmtpServer() as server, pytest.raises(NotifierError, match="does not offer STARTTLS"):
+        SmtpNotifier.from_env(_environ(server.port, "starttls")).send(alert)
 
     assert server.delivered == []
 
