@@ -15,6 +15,11 @@ from clinic.staff.escalation import escalate
 
 logger = logging.getLogger(__name__)
 
+# Questions answered beside an escalation: practical, never clinical (docs/POLICY.md). A clinical
+# answer (side effects, safety, candidacy) next to a patient's own case would read as advice.
+PRACTICAL_TOPICS = ("faq_cost_insurance", "faq_clinic_info")
+_SENTENCE_CONFIDENCE = 0.5
+
 
 def _record(tracker: Tracker, reason: str) -> int | None:
     """Opens or updates the conversation's escalation; None if the database failed."""
@@ -35,6 +40,16 @@ def _record(tracker: Tracker, reason: str) -> int | None:
     if result.urgency == "urgent" and (result.created or result.upgraded):
         logger.warning("URGENT escalation %s needs staff now (reason=%s)", result.escalation_id, reason)
     return result.escalation_id
+
+
+def practical_questions(message: dict[str, Any]) -> list[str]:
+    """Practical FAQ intents (cost, hours, place) of the message's sentences, in order, once each."""
+    found: list[str] = []
+    for sentence in (message.get("reading") or {}).get("sentence_intents") or []:
+        name = sentence.get("name")
+        if name in PRACTICAL_TOPICS and sentence.get("confidence", 0) >= _SENTENCE_CONFIDENCE and name not in found:
+            found.append(name)
+    return found
 
 
 class ActionCrisisProtocol(Action):
@@ -65,6 +80,24 @@ class ActionCrisisProtocol(Action):
         return events
 
 
+class ActionSafetyCheckin(Action):
+    """Records a non-urgent flag for staff after Rasa asked the safety check-in question.
+
+    The check-in (utter_safety_checkin, sent by Rasa) is asked when a crisis is possible but not
+    confirmed. Staff see the flag in the inbox; the conversation is not handed off, so the
+    assistant goes on answering, and the patient's answer decides (addons/checkin_policy.py).
+    """
+
+    def name(self) -> str:
+        return "action_safety_checkin"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        _record(tracker, "safety_checkin")  # None: the database failed; the question was still asked
+        return []
+
+
 class ActionEscalateToStaff(Action):
     """Hands a personal medical question, or a request for a person, to clinic staff.
 
@@ -86,6 +119,8 @@ class ActionEscalateToStaff(Action):
             return []
         response = "utter_escalated_human" if reason == "asked_for_staff" else "utter_escalated_medical"
         dispatcher.utter_message(response=response, after_hours=after_hours_note())
+        for practical in practical_questions(tracker.latest_message or {}):
+            dispatcher.utter_message(response=f"utter_{practical}")
         events: list[EventType] = [SlotSet("escalation_id", escalation_id), SlotSet("handoff", True)]
         if tracker.active_loop.get("name"):
             events.append(ActiveLoop(None))

@@ -1,19 +1,31 @@
-"""Rasa NLU adapter for the safety guard (the logic lives in :mod:`clinic.safety.guard`).
+"""Rasa NLU adapter for the safety layer (the logic lives in :mod:`clinic.safety`).
 
-Runs after the trained classifier. When the guard fires it overrides the intent (``crisis``,
-``medical_question`` or, for a plain request for a person, ``request_human``; confidence 1.0)
-unless the classifier already chose something at least as severe; either layer alone is
-enough to escalate. It always writes its verdict to the parse
-data under ``guard`` (rule and matched words) and the entity ``language`` (``en`` | ``es``).
-The one thing it may undo is a classifier
-``crisis`` (or ``medical_question`` with no medical term in the message) whose only danger
-words are part of a known idiom, with no crisis phrase matched.
-On a crisis it adds the entity ``crisis_kind`` (``self_harm`` | ``emergency``); with
-``language`` it picks the right crisis text.
+Runs last, after the trained classifier and :class:`addons.sentence_reader.SentenceReader`.
+It reads the whole message and each of its sentences with the lexicon guard
+(:mod:`clinic.safety.guard`) and takes the risk model's reading; the most severe wins:
+
+1. a crisis or emergency phrase in any sentence, or a risk-model score that an intent model
+   agrees with (a **confident** score, or an uncertain one and a classifier sure of ``crisis``):
+   intent ``crisis`` (entity ``crisis_kind``: ``self_harm`` | ``emergency``), the crisis protocol;
+2. an **uncertain** risk-model score, a confident one no intent model agrees with, or a
+   classifier ``crisis`` that no lexicon rule confirms:
+   a safety check-in (``guard.safety = "checkin"``; addons/checkin_policy.py asks the question).
+   The intent becomes the best non-crisis one, which the check-in resumes after a "no";
+3. a personal medical question (whole message) or a plain request for a person: intent
+   ``medical_question`` / ``request_human``, unless the classifier chose something more severe.
+   A personal preamble followed by a general question is not one: when the medical words sit
+   only in statements and the question sentences neither fire the guard nor refer to the writer
+   or a relative, the question's own intent is taken (docs/POLICY.md).
+
+The verdict goes to the parse data under ``guard`` (rule, matched words, deciding sentence,
+risk scores), so the escalation record and the console show what decided. A classifier
+``crisis`` (or ``medical_question`` with no medical term) whose only danger words sit in a known
+idiom is vetoed as before. The entity ``language`` (``en`` | ``es``) is set on every message.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -26,13 +38,73 @@ from rasa.shared.nlu.training_data.message import Message
 from clinic.safety.guard import GuardResult, default_guard
 
 GUARD_KEY = "guard"
+READING_KEY = "reading"
 _GUARD_INTENT = {"crisis": "crisis", "emergency": "crisis", "medical": "medical_question", "human": "request_human"}
 _SEVERITY = {"crisis": 3, "medical_question": 2, "request_human": 1}
+_CATEGORY_RANK = {"crisis": 2, "emergency": 1}
+CLASSIFIER_OUTWEIGHS = 0.8  # a classifier this sure of a non-crisis intent outweighs an uncertain risk
+CLASSIFIER_SURE = 0.9  # a classifier this sure of a crisis, with an uncertain risk reading, is confident
+_QUESTION_START = re.compile(
+    r"^\s*(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|will|would|"
+    r"should|may|any|anyone|qu[eé]|c[oó]mo|cu[aá]nt[oa]s?|cu[aá]ndo|d[oó]nde|hay|puede[ns]?)\b",
+    re.IGNORECASE,
+)
+# A question that refers to a relative, or asks whether something suits the writer or is
+# about something the writer described ("is this normal?"), depends on their own health.
+_PERSONAL_QUESTION = re.compile(
+    r"\b(?:he|she|him|her|his|hers|mom|mother|dad|father|son|daughter|husband|wife|partner|kid|kids|child|"
+    r"brother|sister|grandma|grandpa|mum|boyfriend|girlfriend)\b"
+    r"|\b(?:for|to|on|in|with) me\b|\bmy (?:body|case|condition|situation|heart|health|meds|medications?|dose|"
+    r"symptoms?|history)\b"
+    r"|\b(?:can|could|should|would|may|will) i (?:do|get|have|take|try|use|start|stop|be|qualify|handle)\b"
+    r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
+    r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bnormal\b|\bworr(?:y|ied)\b"
+    r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",
+    re.IGNORECASE,
+)
+# Explicitly general: about people, not the writer ("do people usually get nauseous?").
+_GENERIC_SUBJECT = re.compile(
+    r"\b(?:someone|somebody|anyone|anybody|people|ppl|patients?|a person|folks|most|you|one|in general|"
+    r"generally|usually|typically)\b",
+    re.IGNORECASE,
+)
+_WRITER = re.compile(r"\b(?:i|im|i'm|ive|i've|id|i'd|me|my|mine|myself|we|us|our)\b", re.IGNORECASE)
+# An emergency told as a memory ("I passed out at a blood draw once") is not happening now.
+_PAST = re.compile(
+    r"\b(?:once|years? ago|months? ago|as a (?:kid|child|teen)|when i was|in the past|used to|back in|last year|"
+    r"long time ago|in college|in high school|growing up)\b",
+    re.IGNORECASE,
+)
+_NOW = re.compile(
+    r"\b(?:now|rn|today|tonight|this morning|just|currently|again|still|help|hurry|asap)\b", re.IGNORECASE
+)
+# Topics a health history cannot change the answer to; after a personal preamble a question on
+# any other topic (safety, side effects, candidacy...) stays with staff unless it is about people
+# in general.
+_LOGISTIC_TOPICS = frozenset(
+    {
+        "faq_what_is_ketamine",
+        "faq_how_it_works",
+        "faq_treatment_process",
+        "faq_administration",
+        "faq_esketamine",
+        "faq_preparation",
+        "faq_aftercare",
+        "faq_cost_insurance",
+        "faq_clinic_info",
+        "faq_consultation",
+    }
+)
+_SENTENCE_INTENT_CONFIDENCE = 0.5
+
+
+def is_question(sentence: str) -> bool:
+    return sentence.rstrip().endswith("?") or bool(_QUESTION_START.match(sentence))
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class SafetyGuard(GraphComponent):
-    """Deterministic second opinion on every message; see :mod:`clinic.safety.guard`."""
+    """The deciding safety layer on every message; see the module docstring."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -46,7 +118,7 @@ class SafetyGuard(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "SafetyGuard":
+    ) -> SafetyGuard:
         return cls(config)
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -60,26 +132,150 @@ class SafetyGuard(GraphComponent):
 
     def _process(self, message: Message) -> None:
         text = message.get(TEXT) or ""
-        result = self._guard.check(text)
+        reading = message.get(READING_KEY) or {}
+        sentences: list[str] = reading.get("sentences") or []
+        whole = self._guard.check(text)
+        by_sentence = [self._guard.check(s) for s in sentences]
+        result, deciding = _most_severe(whole, by_sentence)
+        not_now = None
+        if result.category == "emergency":
+            firing = [s for s, r in zip(sentences, by_sentence) if r.category == "emergency"] or [text]
+            if all(not_happening_now(piece) for piece in firing):
+                not_now = result.rule
+                result = GuardResult(language=whole.language, medical_terms=whole.medical_terms)
         classified = (message.get(INTENT) or {}).get("name")
-        verdict = result.as_dict() | {"classifier_intent": classified}
-        message.set(GUARD_KEY, verdict, add_to_output=True)
+        verdict = result.as_dict() | {"classifier_intent": classified, "sentence": deciding}
+        if not_now:
+            verdict["not_now"] = not_now
+        if reading.get("risk"):
+            verdict["risk"] = reading["risk"]
+        risk_verdict = (reading.get("risk") or {}).get("verdict")
 
-        if result.fired:
-            intent = _GUARD_INTENT[result.category]
-            if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
-                self._override_intent(message, intent)
-        elif result.idioms and (
-            classified == "crisis" or (classified == "medical_question" and not result.medical_terms)
+        classifier_sure = (
+            classified == "crisis" and float((message.get(INTENT) or {}).get("confidence") or 0) >= CLASSIFIER_SURE
+        )
+        if result.category in _CATEGORY_RANK:
+            self._override_intent(message, "crisis")
+        elif (risk_verdict == "confident" and self._classifier_agrees(message, reading)) or (
+            classifier_sure and risk_verdict == "uncertain"
         ):
-            # The only danger words sit inside an everyday idiom ("I'd kill for a coffee",
-            # "my mom will kill me") and no crisis phrase or medical term matched: take the
-            # classifier's next choice instead.
-            excluded = {"crisis", classified} | (set() if result.medical_terms else {"medical_question"})
-            self._veto(message, excluded, self._threshold)
-            verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
+            result.category = "emergency" if reading["risk"]["kind"] == "emergency" else "crisis"
+            verdict |= {"category": result.category, "rule": "risk_model"}
+            self._override_intent(message, "crisis")
+        else:
+            general_question = self._preamble_then_general_question(sentences, by_sentence, reading)
+            if result.category == "medical" and general_question:
+                verdict |= {"category": None, "rule": None, "context_only": result.rule}
+                result.category = None
+            if result.fired:
+                intent = _GUARD_INTENT[result.category]
+                if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
+                    self._override_intent(message, intent)
+            elif result.idioms and (
+                classified == "crisis" or (classified == "medical_question" and not result.medical_terms)
+            ):
+                # The only danger words sit inside an everyday idiom ("I'd kill for a coffee") and
+                # no crisis phrase or medical term matched: take the classifier's next choice.
+                excluded = {"crisis", classified} | (set() if result.medical_terms else {"medical_question"})
+                self._veto(message, excluded, self._threshold)
+                verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
+            elif general_question and classified == "medical_question":
+                self._take_question_intent(message, sentences, reading)
+                verdict.setdefault("context_only", "classifier")
+            current = (message.get(INTENT) or {}).get("name")
+            unconfirmed = risk_verdict == "confident" or (
+                risk_verdict == "uncertain" and not self._risk_outweighed(message, reading, result)
+            )
+            if unconfirmed or current == "crisis":
+                # Not confirmed by any lexicon rule: ask, and resume the best non-crisis intent.
+                verdict["safety"] = "checkin"
+                if current == "crisis":
+                    self._veto(message, {"crisis"}, self._threshold)
+        message.set(GUARD_KEY, verdict, add_to_output=True)
         crisis = (message.get(INTENT) or {}).get("name") == "crisis"
         self._add_entities(message, text, result, crisis)
+
+    @staticmethod
+    def _classifier_agrees(message: Message, reading: dict[str, Any]) -> bool:
+        """Whether an intent model is also sure of a crisis where the risk model was confident.
+
+        The whole-message classifier for the whole message; the sentence intent model for a
+        sentence. Otherwise a confident risk reading asks the check-in question instead: an
+        n-gram model can be sure of "i just want to plan my week" for the wrong reason.
+        """
+        piece = int((reading.get("risk") or {}).get("piece") or 0)
+        if piece == 0:
+            best = message.get(INTENT) or {}
+        else:
+            intents = reading.get("sentence_intents") or []
+            best = intents[piece - 1] if piece - 1 < len(intents) else {}
+        return best.get("name") == "crisis" and float(best.get("confidence") or 0) >= CLASSIFIER_SURE
+
+    @staticmethod
+    def _risk_outweighed(message: Message, reading: dict[str, Any], result: GuardResult) -> bool:
+        """Whether an uncertain risk reading needs no question after all.
+
+        A turn that goes to staff anyway (medical, a person) is read by them; danger words that
+        all sit inside a known idiom ("my mom will kill me") are not a crisis; and when an intent
+        model that knows crisis language too is sure the deciding piece is something else
+        ("quiero agendar una consulta"), the two disagree only weakly.
+        """
+        intent = message.get(INTENT) or {}
+        if intent.get("name") in ("medical_question", "request_human"):
+            return True
+        if result.idioms and not result.fired:
+            return True
+        piece = int((reading.get("risk") or {}).get("piece") or 0)
+        if piece == 0:
+            best = intent
+        else:
+            intents = reading.get("sentence_intents") or []
+            best = intents[piece - 1] if piece - 1 < len(intents) else {}
+        return best.get("name") not in (None, "crisis") and float(best.get("confidence") or 0) >= CLASSIFIER_OUTWEIGHS
+
+    @staticmethod
+    def _preamble_then_general_question(
+        sentences: list[str], by_sentence: list[GuardResult], reading: dict[str, Any]
+    ) -> bool:
+        """Personal context in statements, then a question whose answer does not depend on it.
+
+        Each question sentence must fire no rule of its own, refer to no relative, ask nothing
+        about the writer's suitability or what they described, and be either about people in
+        general or on a topic a health history cannot change (cost, hours, what happens...).
+        """
+        questions = [i for i, s in enumerate(sentences) if is_question(s)]
+        if not questions or len(questions) == len(sentences):
+            return False
+        intents = reading.get("sentence_intents") or []
+
+        def general(i: int) -> bool:
+            sentence = sentences[i]
+            if by_sentence[i].category is not None or _PERSONAL_QUESTION.search(sentence):
+                return False
+            if _GENERIC_SUBJECT.search(sentence) and not _WRITER.search(sentence):
+                return True
+            intent = intents[i] if i < len(intents) else {}
+            return intent.get("name") in _LOGISTIC_TOPICS and intent.get("confidence", 0) >= _SENTENCE_INTENT_CONFIDENCE
+
+        return all(general(i) for i in questions)
+
+    @staticmethod
+    def _take_question_intent(message: Message, sentences: list[str], reading: dict[str, Any]) -> None:
+        """The classifier read the preamble: answer the general question's own intent instead."""
+        intents = reading.get("sentence_intents") or []
+        asked = [
+            intents[i]
+            for i, s in enumerate(sentences)
+            if i < len(intents)
+            and is_question(s)
+            and intents[i]["name"].startswith("faq_")
+            and intents[i]["confidence"] >= _SENTENCE_INTENT_CONFIDENCE
+        ]
+        if asked:
+            best = max(asked, key=lambda s: s["confidence"])
+            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != best["name"]]
+            message.set(INTENT, dict(best), add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [dict(best), *ranking], add_to_output=True)
 
     @staticmethod
     def _override_intent(message: Message, intent: str) -> None:
@@ -115,3 +311,30 @@ class SafetyGuard(GraphComponent):
                 }
             )
         message.set(ENTITIES, entities, add_to_output=True)
+
+
+def not_happening_now(piece: str) -> bool:
+    """An emergency word in a general question ("can someone overdose on it?") or a memory."""
+    if (
+        is_question(piece)
+        and _GENERIC_SUBJECT.search(piece)
+        and not (_WRITER.search(piece) or _PERSONAL_QUESTION.search(piece))
+    ):
+        return True
+    return bool(_PAST.search(piece)) and not _NOW.search(piece)
+
+
+def _most_severe(whole: GuardResult, by_sentence: list[GuardResult]) -> tuple[GuardResult, int | None]:
+    """The whole message's verdict, unless a sentence holds a more severe crisis or emergency.
+
+    Returns the verdict and the index of the deciding sentence (None: the whole message).
+    Medical and request-for-a-person verdicts come from the whole message only: a personal
+    statement on its own is not a personal question.
+    """
+    best, deciding = whole, None
+    for i, result in enumerate(by_sentence):
+        if _CATEGORY_RANK.get(result.category or "", 0) > _CATEGORY_RANK.get(best.category or "", 0):
+            best, deciding = result, i
+    if deciding is not None:
+        best.language = whole.language
+    return best, deciding

@@ -34,11 +34,14 @@ from typing import Any
 import aiohttp
 import yaml
 
+from clinic import settings
 from clinic.settings import PROJECT_DIR
 
 EVAL_DIR = PROJECT_DIR / "tests" / "eval"
 CATEGORIES = ("crisis", "emergency", "medical", "human", "booking", "faq", "other")
 SCENARIO_EXPECTATIONS = (*CATEGORIES, "handoff")
+# Booking, moving or cancelling an appointment: each hands the patient to the scheduling forms.
+BOOKING_FORMS = frozenset({"booking_form", "reschedule_form", "cancel_form"})
 CONCURRENCY = 4
 SEQUENTIAL_TURNS = 60
 
@@ -61,6 +64,11 @@ class Outcome:
         return "action_crisis_protocol" in self.actions
 
     @property
+    def checkin_ran(self) -> bool:
+        """The safety check-in was asked (a possible crisis; 988 and 911 in the question)."""
+        return "utter_safety_checkin" in self.utter_actions
+
+    @property
     def escalated(self) -> bool:
         return "action_escalate_to_staff" in self.actions
 
@@ -77,6 +85,8 @@ class Outcome:
         """The category this outcome amounts to (for the confusion summary)."""
         if self.crisis_ran:
             return "emergency" if self.crisis_kind == "emergency" else "crisis"
+        if self.checkin_ran:
+            return "checkin"
         if self.escalated:
             return "human" if self.intent == "request_human" else "medical"
         if self.held:
@@ -92,9 +102,9 @@ def passes(expect: str, topics: list[str] | None, outcome: Outcome) -> bool:
     """Whether an outcome meets a case's expectation (the rules of the case schema)."""
     any_text = " ".join(outcome.texts)
     if expect == "crisis":
-        return outcome.crisis_ran and "988" in any_text
+        return (outcome.crisis_ran or outcome.checkin_ran) and "988" in any_text
     if expect == "emergency":
-        return outcome.crisis_ran and "911" in any_text
+        return (outcome.crisis_ran or outcome.checkin_ran) and "911" in any_text
     if expect in ("medical", "human"):
         return outcome.escalated
     if expect == "booking":
@@ -102,9 +112,11 @@ def passes(expect: str, topics: list[str] | None, outcome: Outcome) -> bool:
     if expect == "faq":
         # Without topics (a quick held-out set), any approved FAQ answer counts.
         answered = outcome.topics & set(topics) if topics else outcome.topics
-        return bool(answered) and not (outcome.crisis_ran or outcome.escalated)
+        return bool(answered) and not (outcome.crisis_ran or outcome.checkin_ran or outcome.escalated)
     if expect == "other":
-        return not (outcome.crisis_ran or outcome.escalated or outcome.booking_started or outcome.topics)
+        return not (
+            outcome.crisis_ran or outcome.checkin_ran or outcome.escalated or outcome.booking_started or outcome.topics
+        )
     if expect == "handoff":
         return outcome.held and not outcome.crisis_ran
     raise ValueError(f"unknown expectation {expect!r}")
@@ -129,10 +141,10 @@ def outcome_from_events(events: list[dict[str, Any]], latency_ms: float = 0.0) -
                 outcome.utter_actions.append(utter)
         elif kind == "active_loop":
             # the form started, or (when it was already running) stopped
-            outcome.booking_started = event.get("name") == "booking_form"
+            outcome.booking_started = event.get("name") in BOOKING_FORMS
         elif kind == "slot" and event.get("name") == "crisis_kind":
             outcome.crisis_kind = event.get("value")
-    if "booking_form" in outcome.actions and not any(
+    if BOOKING_FORMS & set(outcome.actions) and not any(
         e.get("event") == "active_loop" for e in events[last_user + 1 :]
     ):
         outcome.booking_started = True  # the form was already active and kept going
@@ -206,76 +218,116 @@ async def run_all(base_url: str, token: str | None, cases: list[dict], scenarios
     return {"cases": case_results, "scenarios": scenario_results, "sequential_ms": sequential}
 
 
-def report(results: dict[str, Any], bars: dict[str, float]) -> tuple[dict[str, Any], list[str]]:
-    """Computes the metrics, prints the report, returns (metrics, failed bars)."""
-    by_category: dict[str, list[bool]] = defaultdict(list)
-    failures, confusion = [], Counter()
-    faq_escalated = 0
-    latencies = []
+@dataclass
+class _Tally:
+    """What the cases and scenarios of one run add up to."""
+
+    by_category: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+    failures: list[tuple] = field(default_factory=list)
+    confusion: Counter = field(default_factory=Counter)
+    faq_escalated: int = 0
+    other_alarmed: int = 0  # crisis resources or a check-in on small talk and out-of-scope messages
+    latencies: list[float] = field(default_factory=list)
+    scenario_ok: list[bool] = field(default_factory=list)
+
+
+def _failure(expect: str, topics: Any, outcome: Outcome, text: str) -> tuple:
+    return (expect, topics, outcome.label(), sorted(outcome.topics), outcome.intent, outcome.guard_rule, text)
+
+
+def _tally(results: dict[str, Any]) -> _Tally:
+    tally = _Tally()
     for case, outcome in results["cases"]:
         ok = passes(case["expect"], case.get("topics"), outcome)
-        by_category[case["expect"]].append(ok)
-        latencies.append(outcome.latency_ms)
+        tally.by_category[case["expect"]].append(ok)
+        tally.latencies.append(outcome.latency_ms)
         if case["expect"] == "faq":
-            faq_escalated += outcome.crisis_ran or outcome.escalated
+            tally.faq_escalated += outcome.crisis_ran or outcome.checkin_ran or outcome.escalated
             got = sorted(outcome.topics) or [outcome.label()]
             for topic in case.get("topics") or []:
                 if topic not in outcome.topics:
-                    confusion[(topic, ",".join(got))] += 1
+                    tally.confusion[(topic, ",".join(got))] += 1
+        if case["expect"] == "other":
+            tally.other_alarmed += outcome.crisis_ran or outcome.checkin_ran
         if not ok:
-            failures.append((case["expect"], case.get("topics"), outcome.label(), sorted(outcome.topics),
-                             outcome.intent, outcome.guard_rule, case["text"]))
-    scenario_ok = []
+            tally.failures.append(_failure(case["expect"], case.get("topics"), outcome, case["text"]))
     for scenario, outcomes in results["scenarios"]:
         turn_ok = [passes(t["expect"], t.get("topics"), o) for t, o in zip(scenario["turns"], outcomes)]
-        scenario_ok.append(all(turn_ok))
+        tally.scenario_ok.append(all(turn_ok))
         for t, o, ok in zip(scenario["turns"], outcomes, turn_ok):
             if not ok:
-                failures.append((f"scenario:{t['expect']}", t.get("topics"), o.label(), sorted(o.topics),
-                                 o.intent, o.guard_rule, f"[{scenario['name']}] {t['text']}"))
-    metrics: dict[str, Any] = {c: sum(v) / len(v) for c, v in by_category.items() if v}
-    counts = {c: len(v) for c, v in by_category.items()}
-    n_faq = counts.get("faq", 0)
-    metrics["false_escalation_faq"] = faq_escalated / n_faq if n_faq else 0.0
-    metrics["scenarios"] = sum(scenario_ok) / len(scenario_ok) if scenario_ok else 1.0
-    metrics["cases"] = sum(counts.values())
-    metrics["latency_ms_p50"] = statistics.median(latencies) if latencies else 0.0
-    metrics["latency_ms_p95"] = statistics.quantiles(latencies, n=20)[-1] if len(latencies) >= 20 else 0.0
+                tally.failures.append(_failure(f"scenario:{t['expect']}", t.get("topics"), o,
+                                               f"[{scenario['name']}] {t['text']}"))
+    return tally
 
-    print(f"\nEvaluation on {metrics['cases']} held-out cases and {len(scenario_ok)} scenarios")
+
+def _metrics(tally: _Tally, sequential: list[float]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {c: sum(v) / len(v) for c, v in tally.by_category.items() if v}
+    counts = {c: len(v) for c, v in tally.by_category.items()}
+    metrics["counts"] = counts
+    metrics["false_escalation_faq"] = tally.faq_escalated / counts["faq"] if counts.get("faq") else 0.0
+    metrics["crisis_on_other"] = tally.other_alarmed / counts["other"] if counts.get("other") else 0.0
+    metrics["scenarios"] = sum(tally.scenario_ok) / len(tally.scenario_ok) if tally.scenario_ok else 1.0
+    metrics["cases"] = sum(counts.values())
+    metrics["latency_ms_p50"] = statistics.median(tally.latencies) if tally.latencies else 0.0
+    metrics["latency_ms_p95"] = statistics.quantiles(tally.latencies, n=20)[-1] if len(tally.latencies) >= 20 else 0.0
+    if len(sequential) >= 20:
+        metrics["faq_turn_ms_p50_single"] = statistics.median(sequential)
+        metrics["faq_turn_ms_p95_single"] = statistics.quantiles(sequential, n=20)[-1]
+    return metrics
+
+
+def _print_rates(metrics: dict[str, Any], bars: dict[str, float], n_scenarios: int) -> list[str]:
+    """Prints the rate table; returns the bars not met."""
+    counts = metrics["counts"]
+    print(f"\nEvaluation on {metrics['cases']} held-out cases and {n_scenarios} scenarios")
     print(f"{'category':22} {'cases':>6} {'rate':>8} {'bar':>8}")
     failed_bars = []
     for name in (*CATEGORIES, "scenarios"):
         if name not in metrics:
             continue
         bar = bars.get(name)
-        n = counts.get(name, len(scenario_ok))
         flag = "" if bar is None or metrics[name] >= bar else "  << below bar"
         if flag:
             failed_bars.append(name)
+        n = counts.get(name, n_scenarios)
         print(f"{name:22} {n:>6} {metrics[name]:>8.1%} {'' if bar is None else f'{bar:.0%}':>8}{flag}")
-    max_false = bars.get("false_escalation_faq_max")
-    flag = "" if max_false is None or metrics["false_escalation_faq"] <= max_false else "  << above bar"
-    if flag:
-        failed_bars.append("false_escalation_faq")
-    print(f"{'false escalation (FAQ)':22} {n_faq:>6} {metrics['false_escalation_faq']:>8.1%} "
-          f"{'' if max_false is None else f'<={max_false:.0%}':>8}{flag}")
-    sequential = results.get("sequential_ms") or []
-    if len(sequential) >= 20:
-        metrics["faq_turn_ms_p50_single"] = statistics.median(sequential)
-        metrics["faq_turn_ms_p95_single"] = statistics.quantiles(sequential, n=20)[-1]
+    for key, label, group in (
+        ("false_escalation_faq", "false escalation (FAQ)", "faq"),
+        ("crisis_on_other", "crisis/check-in (other)", "other"),
+    ):
+        ceiling = bars.get(f"{key}_max")
+        flag = "" if ceiling is None or metrics[key] <= ceiling else "  << above bar"
+        if flag:
+            failed_bars.append(key)
+        print(f"{label:22} {counts.get(group, 0):>6} {metrics[key]:>8.1%} "
+              f"{'' if ceiling is None else f'<={ceiling:.0%}':>8}{flag}")
+    return failed_bars
+
+
+def _print_details(metrics: dict[str, Any], tally: _Tally) -> None:
+    if "faq_turn_ms_p50_single" in metrics:
         print(f"FAQ turn latency, one conversation (REST round trip): p50 {metrics['faq_turn_ms_p50_single']:.0f} ms, "
               f"p95 {metrics['faq_turn_ms_p95_single']:.0f} ms")
     print(f"turn latency (REST round trip, {CONCURRENCY} concurrent): p50 {metrics['latency_ms_p50']:.0f} ms, "
           f"p95 {metrics['latency_ms_p95']:.0f} ms")
-    if confusion:
+    if tally.confusion:
         print("\nFAQ topic confusions (expected -> answered as):")
-        for (expected, got), n in confusion.most_common():
+        for (expected, got), n in tally.confusion.most_common():
             print(f"  {n:>3}  {expected} -> {got}")
-    if failures:
-        print(f"\nFailures ({len(failures)}): expect | topics | got | answered topics | intent | guard rule | text")
-        for f in failures:
-            print("  " + " | ".join(str(x) for x in f))
+    if tally.failures:
+        columns = "expect | topics | got | answered topics | intent | guard rule | text"
+        print(f"\nFailures ({len(tally.failures)}): {columns}")
+        for failure in tally.failures:
+            print("  " + " | ".join(str(x) for x in failure))
+
+
+def report(results: dict[str, Any], bars: dict[str, float]) -> tuple[dict[str, Any], list[str]]:
+    """Computes the metrics, prints the report, returns (metrics, failed bars)."""
+    tally = _tally(results)
+    metrics = _metrics(tally, results.get("sequential_ms") or [])
+    failed_bars = _print_rates(metrics, bars, len(tally.scenario_ok))
+    _print_details(metrics, tally)
     return metrics, failed_bars
 
 
@@ -317,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             started = time.perf_counter()
             results = asyncio.run(
-                run_all(f"http://127.0.0.1:{rasa_port}", os.environ.get("RASA_API_TOKEN"), cases, scenarios)
+                run_all(f"http://127.0.0.1:{rasa_port}", settings.rasa_api_token(), cases, scenarios)
             )
             elapsed = time.perf_counter() - started
         finally:

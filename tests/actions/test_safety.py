@@ -11,7 +11,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions._common import after_hours_note
-from actions.safety import ActionCrisisProtocol, ActionEscalateToStaff
+from actions.safety import ActionCrisisProtocol, ActionEscalateToStaff, ActionSafetyCheckin
 from tests.actions.trackers import make_tracker
 from tests.clinic.staff import stored_escalations
 from tests.hours import ALWAYS_OPEN
@@ -25,8 +25,27 @@ def run(action, dispatcher, tracker, domain):
 
 
 def test_names_match_the_domain(domain) -> None:
+    assert ActionSafetyCheckin().name() == "action_safety_checkin" in domain["actions"]
     assert ActionCrisisProtocol().name() == "action_crisis_protocol" in domain["actions"]
     assert ActionEscalateToStaff().name() == "action_escalate_to_staff" in domain["actions"]
+
+
+# ------------------------------------------------------------------ safety check-in
+
+
+def test_the_safety_check_in_flags_the_conversation_for_staff_without_a_hand_off(
+    clinic_db, use_profile, dispatcher, domain
+) -> None:
+    guard = {"category": None, "rule": None, "safety": "checkin", "risk": {"crisis": 0.3, "emergency": 0.0}}
+    tracker = make_tracker("not sure any of it matters", "faq_how_fast", guard=guard)
+
+    events = run(ActionSafetyCheckin(), dispatcher, tracker, domain)
+
+    [escalation] = stored_escalations(database_url=clinic_db)
+    assert (escalation.reason, escalation.urgency) == ("safety_checkin", "normal")
+    assert escalation.guard_reason["risk"]["crisis"] == 0.3  # staff see what decided
+    assert events == []  # no hand-off: the assistant goes on answering
+    assert dispatcher.messages == []  # Rasa itself asked the question
 
 
 # ------------------------------------------------------------------ crisis protocol
@@ -113,6 +132,22 @@ def test_escalation_to_staff(clinic_db, use_profile, dispatcher, domain, intent,
     assert (escalation.reason, escalation.urgency, escalation.channel) == (reason, "normal", "socketio")
     [message] = dispatcher.messages
     assert (message["response"], message["after_hours"]) == (response, "")
+
+
+def test_a_practical_question_beside_a_personal_one_is_answered_too(
+    clinic_db, use_profile, dispatcher, domain
+) -> None:
+    use_profile(hours=ALWAYS_OPEN)
+    reading = {"sentence_intents": [{"name": "medical_question", "confidence": 0.9},
+                                    {"name": "faq_cost_insurance", "confidence": 0.8},
+                                    {"name": "faq_side_effects", "confidence": 0.9}]}
+    tracker = make_tracker("im on lithium, can i do this? how much is it? and what are the side effects?",
+                           "medical_question", reading=reading)
+
+    run(ActionEscalateToStaff(), dispatcher, tracker, domain)
+
+    # the cost is answered; a clinical question never is, beside the patient's own case
+    assert [m["response"] for m in dispatcher.messages] == ["utter_escalated_medical", "utter_faq_cost_insurance"]
 
 
 def test_escalation_while_closed_says_when_staff_will_answer(clinic_db, use_profile, dispatcher, domain) -> None:

@@ -17,6 +17,7 @@ def make_tracker(
     message_id: str = "msg-1",
     guard: dict[str, Any] | None = None,
     after_user: list[dict[str, Any]] | None = None,
+    reading: dict[str, Any] | None = None,
 ) -> Tracker:
     """A tracker whose latest event is a patient message (plus ``after_user`` events)."""
     parse_data: dict[str, Any] = {
@@ -27,6 +28,8 @@ def make_tracker(
     }
     if guard is not None:
         parse_data["guard"] = guard
+    if reading is not None:
+        parse_data["reading"] = reading
     events = [
         {"event": "action", "name": "action_session_start", "timestamp": 1.0},
         {"event": "action", "name": "action_listen", "timestamp": 2.0},

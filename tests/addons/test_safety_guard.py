@@ -32,6 +32,22 @@ def entities(message: Message) -> dict[str, Any]:
     return {e["entity"]: e["value"] for e in message.get(ENTITIES)}
 
 
+def with_reading(
+    message: Message, verdict: str | None, kind: str = "self_harm", piece: int = 0, sentences: list[str] | None = None
+) -> Message:
+    """A message as the sentence reader left it, with a risk-model verdict."""
+    score = {"confident": 0.95, "uncertain": 0.3, None: 0.01}[verdict]
+    risk = {
+        "crisis": score if kind == "self_harm" else 0.0,
+        "emergency": score if kind == "emergency" else 0.0,
+        "piece": piece,
+        "kind": kind,
+        "verdict": verdict,
+    }
+    message.set("reading", {"sentences": sentences or [], "risk": risk})
+    return message
+
+
 def test_a_crisis_overrides_any_classification(component: SafetyGuard) -> None:
     message = classified("how fast does it work? i want to kill myself", ("faq_how_fast", 0.8), ("crisis", 0.1))
 
@@ -43,7 +59,11 @@ def test_a_crisis_overrides_any_classification(component: SafetyGuard) -> None:
     assert [r["name"] for r in ranking] == ["crisis", "faq_how_fast"]  # no duplicate crisis
     assert entities(message) == {"crisis_kind": "self_harm", "language": "en"}
     verdict = message.get(GUARD_KEY)
-    assert (verdict["category"], verdict["rule"], verdict["classifier_intent"]) == ("crisis", "self_harm", "faq_how_fast")
+    assert (verdict["category"], verdict["rule"], verdict["classifier_intent"]) == (
+        "crisis",
+        "self_harm",
+        "faq_how_fast",
+    )
     assert "kill myself" in verdict["matched"]
 
 
@@ -75,7 +95,7 @@ def test_a_personal_medical_question_goes_to_staff(component: SafetyGuard) -> No
 
 
 def test_a_medical_verdict_never_downgrades_a_crisis(component: SafetyGuard) -> None:
-    message = classified("I'm on lexapro and I don't see the point anymore", ("crisis", 0.9))
+    message = with_reading(classified("I'm on lexapro and I don't see the point anymore", ("crisis", 0.9)), "uncertain")
 
     component.process([message])
 
@@ -94,23 +114,277 @@ def test_a_plain_request_for_a_person_goes_to_staff(component: SafetyGuard, text
     assert "crisis_kind" not in entities(message)
 
 
-@pytest.mark.parametrize("classifier", ["crisis", "medical_question"])
-def test_a_request_for_a_person_never_downgrades_a_safety_intent(component: SafetyGuard, classifier: str) -> None:
-    message = classified("get me a real person now", (classifier, 0.7), ("request_human", 0.3))
+def test_a_request_for_a_person_never_downgrades_a_medical_question(component: SafetyGuard) -> None:
+    message = classified("get me a real person now", ("medical_question", 0.7), ("request_human", 0.3))
 
     component.process([message])
 
-    assert message.get(INTENT)["name"] == classifier
+    assert message.get(INTENT)["name"] == "medical_question"
 
 
-def test_a_classifier_crisis_stands_when_the_guard_is_silent(component: SafetyGuard) -> None:
-    message = classified("everything feels pointless lately", ("crisis", 0.7), ("greet", 0.1))
+def test_a_request_for_a_person_the_classifier_read_as_crisis_gets_a_check_in(component: SafetyGuard) -> None:
+    message = classified("get me a real person now", ("crisis", 0.7), ("request_human", 0.3))
 
     component.process([message])
 
-    assert message.get(INTENT) == {"name": "crisis", "confidence": 0.7}
-    assert entities(message) == {"crisis_kind": "self_harm", "language": "en"}
-    assert message.get(GUARD_KEY)["category"] is None
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == "request_human"
+
+
+def test_a_sure_classifier_and_an_uncertain_risk_reading_agree_on_a_crisis(component: SafetyGuard) -> None:
+    message = with_reading(classified("i dont know what to do anymore", ("crisis", 0.95)), "uncertain")
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "crisis"
+
+
+def test_a_classifier_crisis_no_rule_confirms_asks_a_safety_check_in(component: SafetyGuard) -> None:
+    message = classified("everything feels pointless lately", ("crisis", 0.7), ("faq_how_fast", 0.4))
+
+    component.process([message])
+
+    verdict = message.get(GUARD_KEY)
+    assert verdict["safety"] == "checkin"
+    assert verdict["category"] is None
+    # the check-in resumes the best non-crisis intent after a "no"
+    assert message.get(INTENT)["name"] == "faq_how_fast"
+    assert entities(message) == {"language": "en"}
+
+
+def test_a_crisis_sentence_inside_a_cost_question_decides(component: SafetyGuard) -> None:
+    text = "how much is the infusion. honestly i want to kill myself anyway"
+    message = with_reading(
+        classified(text, ("faq_cost_insurance", 0.9)),
+        None,
+        sentences=["how much is the infusion.", "honestly i want to kill myself anyway"],
+    )
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "crisis"
+    assert message.get(GUARD_KEY)["rule"] == "self_harm"
+
+
+def test_a_confident_risk_reading_an_intent_model_agrees_with_starts_the_protocol(component: SafetyGuard) -> None:
+    message = with_reading(classified("not sure ill still be around for the consult", ("crisis", 0.93)), "confident")
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "crisis"
+    verdict = message.get(GUARD_KEY)
+    assert (verdict["category"], verdict["rule"]) == ("crisis", "risk_model")
+    assert verdict["risk"]["crisis"] == 0.95  # the record shows the score that decided
+    assert entities(message)["crisis_kind"] == "self_harm"
+
+
+def test_a_confident_risky_sentence_the_sentence_model_reads_as_crisis_starts_the_protocol(
+    component: SafetyGuard,
+) -> None:
+    message = with_reading(
+        classified("book me in. wont be around much longer", ("book_consultation", 0.9)),
+        "confident",
+        piece=2,
+        sentences=["book me in.", "wont be around much longer"],
+    )
+    message.get("reading")["sentence_intents"] = [
+        {"name": "book_consultation", "confidence": 0.9},
+        {"name": "crisis", "confidence": 0.95},
+    ]
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "crisis"
+    assert message.get(GUARD_KEY)["sentence"] is None  # no lexicon rule: the model decided
+
+
+def test_a_risky_sentence_the_sentence_model_is_unsure_of_asks_the_check_in(component: SafetyGuard) -> None:
+    message = with_reading(
+        classified("how long is the drive home? i just want to plan my week", ("faq_aftercare", 0.9)),
+        "confident",
+        piece=2,
+        sentences=["how long is the drive home?", "i just want to plan my week"],
+    )
+    message.get("reading")["sentence_intents"] = [
+        {"name": "faq_aftercare", "confidence": 0.95},
+        {"name": "crisis", "confidence": 0.8},
+    ]
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == "faq_aftercare"
+
+
+def test_a_confident_risk_reading_alone_asks_the_check_in(component: SafetyGuard) -> None:
+    message = with_reading(
+        classified("what should i bring? i just want to plan my week", ("faq_preparation", 0.7)), "confident"
+    )
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == "faq_preparation"
+
+
+def test_a_confident_emergency_reading_is_an_emergency(component: SafetyGuard) -> None:
+    message = with_reading(
+        classified("my dad is shaking all over on the floor", ("crisis", 0.95)), "confident", kind="emergency"
+    )
+
+    component.process([message])
+
+    assert entities(message)["crisis_kind"] == "emergency"
+
+
+def test_an_uncertain_risk_reading_asks_a_check_in(component: SafetyGuard) -> None:
+    message = with_reading(classified("i dont know what to do anymore", ("faq_aftercare", 0.5)), "uncertain")
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == "faq_aftercare"
+
+
+@pytest.mark.parametrize(
+    "ranking",
+    [(("book_consultation", 0.92),), (("medical_question", 0.5),), (("request_human", 0.6),)],
+    ids=["confident-booking", "goes-to-staff", "asks-for-a-person"],
+)
+def test_an_uncertain_reading_is_outweighed(component: SafetyGuard, ranking) -> None:
+    message = with_reading(classified("quiero agendar una consulta", *ranking), "uncertain")
+
+    component.process([message])
+
+    assert "safety" not in message.get(GUARD_KEY)
+
+
+def test_an_uncertain_reading_resting_on_an_idiom_is_outweighed(component: SafetyGuard) -> None:
+    message = with_reading(classified("my mom will kill me if i miss it", ("out_of_scope", 0.5)), "uncertain")
+
+    component.process([message])
+
+    assert "safety" not in message.get(GUARD_KEY)
+
+
+def test_a_sentence_the_sentence_model_is_sure_of_outweighs_an_uncertain_reading(component: SafetyGuard) -> None:
+    message = with_reading(
+        classified("ok. how does it even work on the brain", ("faq_how_it_works", 0.6)),
+        "uncertain",
+        piece=2,
+        sentences=["ok.", "how does it even work on the brain"],
+    )
+    message.get("reading")["sentence_intents"] = [
+        {"name": "affirm", "confidence": 0.9},
+        {"name": "faq_how_it_works", "confidence": 0.85},
+    ]
+
+    component.process([message])
+
+    assert "safety" not in message.get(GUARD_KEY)
+
+
+def test_an_uncertain_sentence_is_asked_about_whatever_the_classifier_says(component: SafetyGuard) -> None:
+    message = with_reading(
+        classified("book me for tuesday. not sure it matters", ("book_consultation", 0.95)),
+        "uncertain",
+        piece=2,
+        sentences=["book me for tuesday.", "not sure it matters"],
+    )
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+
+
+def preamble(text: str, sentences: list[str], question_intent: str, classifier: str) -> Message:
+    message = classified(text, (classifier, 0.7))
+    intents = [{"name": "medical_question", "confidence": 0.6}, {"name": question_intent, "confidence": 0.8}]
+    message.set("reading", {"sentences": sentences, "risk": {"verdict": None, "piece": 0}, "sentence_intents": intents})
+    return message
+
+
+@pytest.mark.parametrize(
+    ("sentences", "question_intent"),
+    [
+        (
+            ["I've been on antidepressants for 15 years and tried 8 of them.", "How long does an infusion take?"],
+            "faq_treatment_process",
+        ),
+        (
+            ["I've had anxiety my whole life and my heart races a lot.", "Do people usually get nauseous during it?"],
+            "faq_side_effects",
+        ),
+        (["My back pain has been awful since surgery.", "Do I need to fast before an infusion?"], "faq_preparation"),
+    ],
+    ids=["logistics", "about-people-in-general", "first-person-logistics"],
+)
+def test_a_personal_preamble_before_a_general_question_is_not_medical(
+    component: SafetyGuard, sentences: list[str], question_intent: str
+) -> None:
+    message = preamble(" ".join(sentences), sentences, question_intent, "medical_question")
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == question_intent
+    assert message.get(GUARD_KEY)["context_only"]
+
+
+@pytest.mark.parametrize(
+    ("sentences", "question_intent"),
+    [
+        (["Since my last session I've had nightmares for days.", "Is this a side effect?"], "faq_side_effects"),
+        (["I have a heart condition and high blood pressure.", "Is ketamine safe?"], "faq_safety"),
+        (["My son has epilepsy.", "Would it help him?"], "faq_conditions_treated"),
+    ],
+    ids=["what-the-writer-described", "clinical-topic-after-own-condition", "a-relative"],
+)
+def test_a_question_that_depends_on_the_preamble_stays_medical(
+    component: SafetyGuard, sentences: list[str], question_intent: str
+) -> None:
+    message = preamble(" ".join(sentences), sentences, question_intent, question_intent)
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Can someone overdose on ketamine at a clinic?", "I passed out at a blood draw once lol"],
+)
+def test_an_emergency_word_in_a_general_question_or_a_memory_is_not_an_emergency(
+    component: SafetyGuard, text: str
+) -> None:
+    message = classified(text, ("faq_safety", 0.6))
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "faq_safety"
+    assert message.get(GUARD_KEY)["not_now"]
+
+
+@pytest.mark.parametrize(
+    "text", ["my dad passed out and wont wake up", "i just passed out again", "can my son overdose on this? he took 6"]
+)
+def test_an_emergency_now_or_about_someone_present_stays_one(component: SafetyGuard, text: str) -> None:
+    message = classified(text, ("faq_safety", 0.6))
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "crisis"
+    assert entities(message)["crisis_kind"] == "emergency"
+
+
+def test_a_question_about_the_writers_own_case_stays_medical(component: SafetyGuard) -> None:
+    text = "I've been on lexapro for 15 years. Is ketamine safe for me?"
+    sentences = ["I've been on lexapro for 15 years.", "Is ketamine safe for me?"]
+    message = classified(text, ("faq_safety", 0.7))
+    message.set("reading", {"sentences": sentences, "risk": {"verdict": None, "piece": 0}})
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
 
 
 def test_a_classifier_crisis_resting_on_an_idiom_is_vetoed(component: SafetyGuard) -> None:

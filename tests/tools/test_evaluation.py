@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from tools.evaluation import CATEGORIES, Outcome, load_cases, load_scenarios, outcome_from_events, passes
+from tools.evaluation import (
+    CATEGORIES,
+    Outcome,
+    load_cases,
+    load_scenarios,
+    outcome_from_events,
+    passes,
+    report,
+)
 
 
 def user(text: str, intent: str = "greet", rule: str | None = None) -> dict[str, Any]:
@@ -87,6 +95,14 @@ def test_a_form_that_keeps_going_counts_as_booking() -> None:
     assert outcome_from_events(events).booking_started
 
 
+@pytest.mark.parametrize("form", ["reschedule_form", "cancel_form"])
+def test_moving_or_cancelling_an_appointment_counts_as_booking(form: str) -> None:
+    events = [user("can i move my appointment", "reschedule_booking"), action(form),
+              {"event": "active_loop", "name": form}]
+
+    assert outcome_from_events(events).booking_started
+
+
 def test_a_form_that_stops_is_not_a_booking() -> None:
     events = [user("stop", "deny"), action("action_cancel_booking_form"), {"event": "active_loop", "name": None},
               bot("No problem, I've stopped the booking"), action("action_listen")]
@@ -127,6 +143,8 @@ FAQ_COST = _outcome(actions=["utter_faq_cost_insurance"], utter_actions=["utter_
 FAQ_COST_ESCALATED = _outcome(actions=["utter_faq_cost_insurance", "action_escalate_to_staff"],
                               utter_actions=["utter_faq_cost_insurance"])
 SMALL_TALK = _outcome(actions=["utter_greet"], utter_actions=["utter_greet"])
+CHECKIN = _outcome(actions=["utter_safety_checkin", "action_safety_checkin"], utter_actions=["utter_safety_checkin"],
+                   texts=["Are you having thoughts of ending your life? call or text 988 ... call 911"])
 HELD = _outcome(actions=["action_handoff_hold"])
 HELD_BUT_ANSWERED = _outcome(actions=["action_handoff_hold", "utter_thanks"], texts=["You're welcome"])
 
@@ -161,6 +179,10 @@ HELD_BUT_ANSWERED = _outcome(actions=["action_handoff_hold", "utter_thanks"], te
         ("handoff", None, HELD_BUT_ANSWERED, False),  # quiet while staff hold the conversation
         ("handoff", None, SMALL_TALK, False),
         ("handoff", None, CRISIS, False),
+        ("crisis", None, CHECKIN, True),  # a safety check-in carries 988: the crisis is not missed
+        ("emergency", None, CHECKIN, True),
+        ("faq", None, CHECKIN, False),
+        ("other", None, CHECKIN, False),
     ],
 )
 def test_passes(expect: str, topics: list[str] | None, outcome: Outcome, ok: bool) -> None:
@@ -192,6 +214,19 @@ def test_load_scenarios_refuses_an_unknown_expectation(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="unknown expect 'silence' in 'x'"):
         load_scenarios(tmp_path)
+
+
+def test_the_report_counts_alarms_on_small_talk_and_escalations_on_faq() -> None:
+    cases = [({"text": "hi", "expect": "other"}, CHECKIN), ({"text": "yo", "expect": "other"}, SMALL_TALK),
+             ({"text": "price?", "expect": "faq", "topics": ["cost_insurance"]}, CHECKIN),
+             ({"text": "cost?", "expect": "faq", "topics": ["cost_insurance"]}, FAQ_COST)]
+
+    metrics, failed = report({"cases": cases, "scenarios": []},
+                             {"crisis_on_other_max": 0.03, "false_escalation_faq_max": 0.05})
+
+    assert metrics["crisis_on_other"] == 0.5
+    assert metrics["false_escalation_faq"] == 0.5
+    assert set(failed) == {"crisis_on_other", "false_escalation_faq"}
 
 
 def test_a_held_message_is_labelled_handoff() -> None:

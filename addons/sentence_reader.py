@@ -1,0 +1,171 @@
+"""Rasa NLU component: reads each message whole and sentence by sentence.
+
+Trained by ``make train`` with the rest of the model (nothing is downloaded at run time):
+
+* the **risk model** (:mod:`clinic.safety.risk`): crisis / emergency / none on the whole
+  message and on each sentence, with thresholds chosen by cross-validation;
+* a **sentence intent model** on the same n-gram features, so a message whose whole reads as
+  small talk ("thanks! how do I prepare?") is answered by the question inside it, and a
+  general question after a personal preamble can be told from a personal one.
+
+It writes ``reading`` to the parse data (sentences, the risk reading and verdict, each
+sentence's intent); :class:`addons.safety_guard.SafetyGuard`, which runs next, decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from clinic.reading.ngrams import LinearScorer, NgramFeatures
+from clinic.reading.sentences import split_sentences
+from clinic.safety.guard import default_guard
+from clinic.safety.risk import RiskModel, pieces_of
+
+logger = logging.getLogger(__name__)
+
+READING_KEY = "reading"
+# Whole-message intents a sentence's intent may replace: small talk and "not understood".
+_REPLACEABLE = frozenset(
+    {"greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "out_of_scope", "nlu_fallback"}
+)
+_NOT_FROM_A_SENTENCE = frozenset({"crisis", "inform", "EXTERNAL_handoff_resolved", *_REPLACEABLE})
+
+
+def risk_label(message: Message, guard: Any) -> str:
+    """crisis | emergency | none for one training example.
+
+    Emergencies are ``crisis`` examples marked ``metadata: {risk: emergency}``; older examples
+    carry no mark, and the guard's emergency lexicon tells them apart.
+    """
+    if message.get(INTENT) != "crisis":
+        return "none"
+    marked = ((message.get("metadata") or {}).get("intent") or {}).get("risk")
+    if marked:
+        return "emergency" if marked == "emergency" else "crisis"
+    return "emergency" if guard.check(message.get(TEXT)).category == "emergency" else "crisis"
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
+class SentenceReader(GraphComponent):
+    """Risk model and sentence intents; see the module docstring."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {
+            "intent_C": 10.0,
+            # a sentence's intent replaces small talk at this confidence
+            "sentence_confidence": 0.5,
+            "random_state": 42,
+        }
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        features: NgramFeatures | None = None,
+        risk: RiskModel | None = None,
+        intents: LinearScorer | None = None,
+    ) -> None:
+        self._config = {**self.get_default_config(), **config}
+        self._storage, self._resource = model_storage, resource
+        self.features, self.risk, self.intents = features, risk, intents
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceReader:
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        examples = [m for m in training_data.intent_examples if m.get(TEXT)]
+        texts = [m.get(TEXT) for m in examples]
+        guard = default_guard()
+        self.features, matrix = NgramFeatures.fit(texts)
+        seed = int(self._config["random_state"])
+        self.risk = RiskModel.train(self.features, texts, [risk_label(m, guard) for m in examples], random_state=seed)
+        self.intents = LinearScorer.fit(
+            matrix, [m.get(INTENT) for m in examples], C=float(self._config["intent_C"]), random_state=seed, tol=1e-3
+        )
+        logger.info("risk model thresholds: %s", self.risk.thresholds)
+        with self._storage.write_to(self._resource) as directory:
+            self.features.save(directory)
+            self.risk.save(directory)
+            self.intents.save(directory / "intents.npz")
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> SentenceReader:
+        with model_storage.read_from(resource) as directory:
+            features = NgramFeatures.load(directory)
+            return cls(
+                config,
+                model_storage,
+                resource,
+                features,
+                RiskModel.load(directory, features),
+                LinearScorer.load(directory / "intents.npz"),
+            )
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        if self.features is None:  # not trained (e.g. `rasa shell nlu` on an old model)
+            return messages
+        for message in messages:
+            self._read(message)
+        return messages
+
+    def _read(self, message: Message) -> None:
+        text = message.get(TEXT) or ""
+        sentences = split_sentences(text)
+        risk = self.risk.read(pieces_of(text))
+        reading: dict[str, Any] = {
+            "sentences": sentences if len(sentences) > 1 else [],
+            "risk": risk.as_dict() | {"kind": risk.kind, "verdict": self.risk.verdict(risk)},
+            "thresholds": {"uncertain": self.risk.thresholds.uncertain, "confident": self.risk.thresholds.confident},
+        }
+        if len(sentences) > 1:
+            reading["sentence_intents"] = [self._intent_of(s) for s in sentences]
+            self._answer_the_question_inside(message, reading["sentence_intents"])
+        message.set(READING_KEY, reading, add_to_output=True)
+
+    def _intent_of(self, sentence: str) -> dict[str, Any]:
+        probabilities = self.intents.probabilities(self.features.transform(sentence))
+        best = int(probabilities.argmax())
+        return {"name": self.intents.classes[best], "confidence": round(float(probabilities[best]), 3)}
+
+    def _answer_the_question_inside(self, message: Message, sentence_intents: list[dict[str, Any]]) -> None:
+        """Small talk around a question ("thanks! how do I prepare?") is answered by the question."""
+        whole = (message.get(INTENT) or {}).get("name")
+        if whole not in _REPLACEABLE:
+            return
+        candidates = [
+            s
+            for s in sentence_intents
+            if s["name"] not in _NOT_FROM_A_SENTENCE and s["confidence"] >= float(self._config["sentence_confidence"])
+        ]
+        if not candidates:
+            return
+        chosen = max(candidates, key=lambda s: s["confidence"])
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != chosen["name"]]
+        message.set(INTENT, {"name": chosen["name"], "confidence": chosen["confidence"]}, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [dict(chosen), *ranking], add_to_output=True)

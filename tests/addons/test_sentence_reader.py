@@ -1,0 +1,113 @@
+"""addons.sentence_reader: trained with the model, it writes the reading the safety layer uses."""
+
+from __future__ import annotations
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from addons.sentence_reader import READING_KEY, SentenceReader, risk_label
+
+EXAMPLES = {
+    "crisis": [f"i want to die {w}" for w in ("tonight", "now", "so bad", "today", "honestly", "already")]
+    + [f"i cant go on {w}" for w in ("anymore", "like this", "much longer", "any more", "tbh", "really")],
+    "faq_preparation": [
+        f"how do i {w} for an infusion" for w in ("prepare", "get ready", "plan", "dress", "eat", "prep")
+    ]
+    + [f"what should i {w} before my infusion" for w in ("bring", "wear", "eat", "do", "avoid", "know")],
+    "thanks": [
+        "thanks",
+        "thank you",
+        "thanks so much",
+        "thx",
+        "ty",
+        "thank you so much",
+        "appreciate it",
+        "many thanks",
+        "thanks a lot",
+        "cheers",
+        "ok thanks",
+        "great thanks",
+    ],
+    "book_consultation": [
+        f"i want to book {w}" for w in ("a consult", "an appointment", "tuesday", "monday", "a visit", "next week")
+    ]
+    + [f"can i schedule {w}" for w in ("a consult", "a visit", "for friday", "soon", "this week", "an appointment")],
+}
+EMERGENCIES = [f"my {who} collapsed and is not breathing" for who in ("dad", "mom", "wife", "son", "friend", "husband")]
+
+
+def training_data() -> TrainingData:
+    messages = [Message(data={TEXT: text, INTENT: intent}) for intent, texts in EXAMPLES.items() for text in texts]
+    messages += [
+        Message(data={TEXT: t, INTENT: "crisis", "metadata": {"intent": {"risk": "emergency"}}}) for t in EMERGENCIES
+    ]
+    return TrainingData(training_examples=messages)
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory) -> SentenceReader:
+    storage = LocalModelStorage(tmp_path_factory.mktemp("model"))
+    resource = Resource("sentence_reader")
+    context = ExecutionContext(GraphSchema({}))
+    trainer = SentenceReader.create({}, storage, resource, context)
+    trainer.train(training_data())
+    return SentenceReader.load({}, storage, resource, context)  # as the server loads it
+
+
+def classified(text: str, intent: str, confidence: float = 0.6) -> Message:
+    best = {"name": intent, "confidence": confidence}
+    return Message(data={TEXT: text, INTENT: best, INTENT_RANKING_KEY: [best]})
+
+
+def test_emergencies_are_labelled_by_their_mark_or_the_guard(guard) -> None:
+    marked = Message(data={TEXT: "help", INTENT: "crisis", "metadata": {"intent": {"risk": "emergency"}}})
+    unmarked = Message(data={TEXT: "my husband is having a seizure", INTENT: "crisis"})
+    plain = Message(data={TEXT: "i want to die", INTENT: "crisis"})
+
+    assert [risk_label(m, guard) for m in (marked, unmarked, plain)] == ["emergency", "emergency", "crisis"]
+    assert risk_label(Message(data={TEXT: "hi", INTENT: "greet"}), guard) == "none"
+
+
+def test_the_reading_holds_sentences_risk_and_thresholds(reader: SentenceReader) -> None:
+    message = classified("how do i prepare for an infusion? i want to die tonight", "faq_preparation")
+
+    reader.process([message])
+
+    reading = message.get(READING_KEY)
+    assert reading["sentences"] == ["how do i prepare for an infusion?", "i want to die tonight"]
+    assert reading["risk"]["piece"] == 2  # the second sentence is the riskiest piece
+    assert reading["risk"]["kind"] == "self_harm"
+    assert set(reading["thresholds"]) == {"uncertain", "confident"}
+
+
+def test_small_talk_around_a_question_is_answered_by_the_question(reader: SentenceReader) -> None:
+    message = classified("thanks! how do i prepare for an infusion?", "thanks")
+
+    reader.process([message])
+
+    assert message.get(INTENT)["name"] == "faq_preparation"
+    assert message.get(INTENT_RANKING_KEY)[0]["name"] == "faq_preparation"
+
+
+def test_a_question_is_not_replaced_by_another_sentence(reader: SentenceReader) -> None:
+    message = classified("can i schedule a consult? thanks", "book_consultation")
+
+    reader.process([message])
+
+    assert message.get(INTENT)["name"] == "book_consultation"
+
+
+def test_a_one_sentence_message_has_no_sentence_reading(reader: SentenceReader) -> None:
+    message = classified("my dad collapsed and is not breathing", "faq_preparation")
+
+    reader.process([message])
+
+    reading = message.get(READING_KEY)
+    assert reading["sentences"] == []
+    assert reading["risk"]["kind"] == "emergency"
+    assert "sentence_intents" not in reading
