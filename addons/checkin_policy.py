@@ -58,9 +58,12 @@ class SafetyCheckinPolicy(Policy):
     ) -> PolicyPrediction:
         action = next_action(tracker, domain)
         probabilities = self._default_predictions(domain)
-        if action is not None:
-            probabilities[domain.index_for_action(action)] = 1.0
-        return self._prediction(probabilities)
+        if action is None:
+            return self._prediction(probabilities)
+        probabilities[domain.index_for_action(action)] = 1.0
+        # Inside a form, the rule policy's "the form takes the message" prediction outranks every
+        # prediction based on the message (the ensemble's no-user rule): the check-in competes there.
+        return self._prediction(probabilities, is_no_user_prediction=True)
 
 
 def next_action(tracker: DialogueStateTracker, domain: Domain) -> str | None:
@@ -94,22 +97,24 @@ def next_action(tracker: DialogueStateTracker, domain: Domain) -> str | None:
     if latest == CRISIS_PROTOCOL:
         return ACTION_LISTEN_NAME
     if latest == THANKS:
-        return _resume(_earlier_intent(tracker), domain)
-    if latest == ESCALATE or (latest or "").startswith("utter_"):
+        return _resume(_earlier_intent(tracker), domain, tracker.active_loop_name)
+    if latest == ESCALATE:
         return ACTION_LISTEN_NAME
+    if (latest or "").startswith("utter_"):
+        return tracker.active_loop_name or ACTION_LISTEN_NAME  # a form asks its question again
     return None
 
 
-def _resume(intent: str | None, domain: Domain) -> str:
-    """What the message before the check-in asked for."""
+def _resume(intent: str | None, domain: Domain, active_loop: str | None) -> str:
+    """What the message before the check-in asked for (inside a form: its question again)."""
     if intent in ("medical_question", "request_human"):
         return ESCALATE
     if intent == "book_consultation":
-        return BOOKING_FORM
+        return active_loop or BOOKING_FORM
     answer = f"utter_{intent}"
     if intent and intent.startswith("faq_") and answer in domain.action_names_or_texts:
         return answer
-    return ACTION_LISTEN_NAME
+    return active_loop or ACTION_LISTEN_NAME
 
 
 def _user_turns(tracker: DialogueStateTracker) -> list[int]:

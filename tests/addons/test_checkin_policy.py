@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from addons.checkin_policy import next_action
+from addons.checkin_policy import SafetyCheckinPolicy, next_action
 from clinic.settings import PROJECT_DIR
 
 CHECKIN = {"safety": "checkin"}
@@ -82,6 +85,40 @@ def test_no_resumes_what_the_earlier_message_asked(domain: Domain, first_intent:
     assert next_action(tracker(domain, *events), domain) == "utter_checkin_thanks"
     events.append(ActionExecuted("utter_checkin_thanks"))
     assert next_action(tracker(domain, *events), domain) == resumed
+
+
+def test_inside_a_form_the_check_in_outranks_the_form_taking_the_message(domain: Domain, tmp_path) -> None:
+    policy = SafetyCheckinPolicy.create(
+        SafetyCheckinPolicy.get_default_config(),
+        LocalModelStorage(tmp_path),
+        Resource("checkin"),
+        ExecutionContext(GraphSchema({})),
+    )
+    in_form = tracker(
+        domain,
+        ActiveLoop("booking_form"),
+        ActionExecuted("booking_form"),
+        ActionExecuted("action_listen"),
+        said("whatever, wont be here by then", "nlu_fallback", CHECKIN),
+    )
+
+    prediction = policy.predict_action_probabilities(in_form, domain)
+
+    assert prediction.is_no_user_prediction  # competes with the rule policy's form prediction
+    assert domain.action_names_or_texts[prediction.max_confidence_index] == "utter_safety_checkin"
+    quiet = policy.predict_action_probabilities(tracker(domain, said("hi", "greet")), domain)
+    assert not quiet.is_no_user_prediction and quiet.max_confidence == 0
+
+
+def test_no_inside_a_form_asks_the_form_question_again(domain: Domain) -> None:
+    events = [
+        ActiveLoop("booking_form"),
+        *asked("nlu_fallback"),
+        said("no", "deny"),
+        ActionExecuted("utter_checkin_thanks"),
+    ]
+
+    assert next_action(tracker(domain, *events), domain) == "booking_form"
 
 
 def test_after_the_resumed_answer_it_listens(domain: Domain) -> None:
