@@ -189,7 +189,11 @@ class SafetyGuard(GraphComponent):
             if unconfirmed or current == "crisis":
                 # Not confirmed by any lexicon rule: ask, and resume the best non-crisis intent.
                 verdict["safety"] = "checkin"
-                if current == "crisis":
+                if current == "crisis" and result.fired:
+                    # the guard's own verdict (a personal medical question, a person) still holds:
+                    # staff get it in this turn, beside the question
+                    self._override_intent(message, _GUARD_INTENT[result.category])
+                elif current == "crisis":
                     self._veto(message, {"crisis"}, self._threshold)
         message.set(GUARD_KEY, verdict, add_to_output=True)
         crisis = (message.get(INTENT) or {}).get("name") == "crisis"

@@ -122,6 +122,17 @@ def test_a_request_for_a_person_never_downgrades_a_medical_question(component: S
     assert message.get(INTENT)["name"] == "medical_question"
 
 
+def test_a_medical_question_the_classifier_read_as_crisis_gets_a_check_in_and_goes_to_staff(
+    component: SafetyGuard,
+) -> None:
+    message = classified("ive been seeing things since my infusion on tuesday", ("crisis", 0.6), ("greet", 0.1))
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == "medical_question"  # escalated in the same turn
+
+
 def test_a_request_for_a_person_the_classifier_read_as_crisis_gets_a_check_in(component: SafetyGuard) -> None:
     message = classified("get me a real person now", ("crisis", 0.7), ("request_human", 0.3))
 
