@@ -350,7 +350,7 @@ def _dispatch_forever(stop: threading.Event) -> None:
         logger.exception("the notification dispatcher stopped")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--rasa-instances", type=int, default=settings.rasa_instances(),
@@ -362,33 +362,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rasa_instances < 1:
         parser.error("--rasa-instances must be 1 or more")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args
 
-    try:
-        profile = load_profile()
-    except ProfileError as exc:
-        print(f"Cannot start: {exc}", file=sys.stderr)
-        return 2
-    from clinic.db import migrate
+
+def _stack_from_settings(model: str, instances: int, proxy: bool) -> Stack:
+    """The stack on the configured ports; behind the proxy, the instances take the ports after ``RASA_PORT``."""
+    rasa_port, action_port, interface = settings.rasa_port(), settings.action_port(), settings.rasa_interface()
+    first_port = rasa_port + 1 if proxy else rasa_port
+    extra_ports = [first_port + n for n in range(1, instances)]
+    return Stack(model, first_port, action_port, interface, staff_port=settings.staff_port(),
+                 web_port=settings.web_port(), extra_rasa_ports=extra_ports, proxy_port=rasa_port if proxy else None)
+
+
+def _configuration_error(stack: Stack) -> Exception | None:
+    """What stops the stack from starting (notifiers, the stack's checks, both databases), if anything."""
     from clinic.staff.notifications import ConfigError, load_notifiers
 
-    rasa_port, action_port, interface = settings.rasa_port(), settings.action_port(), settings.rasa_interface()
-    staff_port, web_port = settings.staff_port(), settings.web_port()
-    public_port = rasa_port
-    first_port = rasa_port + 1 if args.proxy else rasa_port
-    extra_ports = [first_port + n for n in range(1, args.rasa_instances)]
-    stack = Stack(args.model, first_port, action_port, interface, staff_port=staff_port, web_port=web_port,
-                  extra_rasa_ports=extra_ports, proxy_port=public_port if args.proxy else None)
     try:
         load_notifiers()
         stack.check()
         check_database("CLINIC_DATABASE_URL", settings.clinic_database_url())
         check_database("TRACKER_STORE_URL", settings.tracker_store_url())
     except (ConfigError, StartupError) as exc:
-        print(f"Cannot start: {exc}", file=sys.stderr)
-        return 2
-    migrate()
+        return exc
+    return None
 
+
+def _cannot_start(reason: Exception) -> int:
+    print(f"Cannot start: {reason}", file=sys.stderr)
+    return 2
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C)."""
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -396,39 +402,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    try:
-        stack.start()
-    except StartupError as exc:  # e.g. Redis went away since the check
-        print(f"Cannot start: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    threading.Thread(target=_reconcile_forever, args=(stopping,), daemon=True).start()
-    threading.Thread(target=_dispatch_forever, args=(stopping,), daemon=True).start()
-    threading.Thread(target=_redeliver_booking_webhooks_forever, args=(stopping,), daemon=True).start()
+    return stopping
+
+
+def _start_background_work(stopping: threading.Event) -> None:
+    """The reconciler, the notification dispatcher and the booking webhook re-delivery, until ``stopping``."""
+    for work in (_reconcile_forever, _dispatch_forever, _redeliver_booking_webhooks_forever):
+        threading.Thread(target=work, args=(stopping,), daemon=True).start()
+
+
+def _running_banner(clinic_name: str, stack: Stack) -> str:
+    """Where to reach each part of the running assistant."""
+    behind_proxy = stack.proxy_port is not None
+    public_port = stack.proxy_port if stack.proxy_port is not None else stack.rasa_port
     token_note = "?token=$RASA_API_TOKEN" if settings.rasa_api_token() else ""
     instances_note = (
         f"  Rasa instances:     ports {', '.join(str(p) for p in stack.rasa_ports)}"
-        f"{' (127.0.0.1) behind the proxy on ' + str(public_port) if args.proxy else ''}; they share PostgreSQL "
+        f"{' (127.0.0.1) behind the proxy on ' + str(public_port) if behind_proxy else ''}; they share PostgreSQL "
         "and Redis, so any of them serves any conversation\n"
-        if len(stack.rasa_ports) > 1 or args.proxy else ""
+        if len(stack.rasa_ports) > 1 or behind_proxy else ""
     )
-    print(
-        f"\n{profile.name} assistant is running.\n"
-        f"  Talk to it (REST):  curl -s localhost:{public_port}/webhooks/rest/webhook "
+    return (
+        f"\n{clinic_name} assistant is running.\n"
+        f"  Talk to it (REST):  curl -s \"localhost:{public_port}/webhooks/rest/webhook{token_note}\" "
         f"-d '{{\"sender\": \"me\", \"message\": \"what is ketamine?\"}}'\n"
-        f"  Website chat demo:  http://localhost:{web_port}/  (the widget: /widget/clinic-chat.js)\n"
+        f"  Website chat demo:  http://localhost:{stack.web_port}/  (the widget: /widget/clinic-chat.js)\n"
         f"  Socket.IO channel:  http://localhost:{public_port}/socket.io\n"
         f"  SMS (Twilio):       POST http://localhost:{public_port}/webhooks/twilio/webhook\n"
         f"  HTTP API:           http://localhost:{public_port}/status{token_note}\n"
-        f"  Staff console:      http://localhost:{staff_port}/  (create an account first:\n"
+        f"  Staff console:      http://localhost:{stack.staff_port}/  (create an account first:\n"
         f"                      .venv/bin/python -m clinic.cli staff add YOUR_NAME --admin)\n"
         f"  Open escalations:   make escalations\n"
         f"{instances_note}"
-        f"Press Ctrl-C to stop.\n",
-        flush=True,
+        f"Press Ctrl-C to stop.\n"
     )
+
+
+def _supervise(stack: Stack, stopping: threading.Event) -> int:
+    """Waits for ``stopping``, or for a server to die (then stops the others); the exit status."""
     while not stopping.is_set():
         if any(p.poll() is not None for p in stack.processes):
             print("A server stopped unexpectedly; shutting down.", file=sys.stderr)
@@ -438,6 +449,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Stopping...", flush=True)
     stack.stop()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        profile = load_profile()
+    except ProfileError as exc:
+        return _cannot_start(exc)
+    stack = _stack_from_settings(args.model, args.rasa_instances, args.proxy)
+    problem = _configuration_error(stack)
+    if problem is not None:
+        return _cannot_start(problem)
+    from clinic.db import migrate
+
+    migrate()
+    stopping = _stop_on_signals()
+    try:
+        stack.start()
+    except StartupError as exc:  # e.g. Redis went away since the check
+        return _cannot_start(exc)
+    except RuntimeError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    _start_background_work(stopping)
+    print(_running_banner(profile.name, stack), flush=True)
+    return _supervise(stack, stopping)
 
 
 if __name__ == "__main__":

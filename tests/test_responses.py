@@ -150,21 +150,35 @@ def test_every_crisis_variation_has_911(v: dict[str, Any], values: dict[str, str
         assert len(text) <= SMS_MAX
 
 
-@pytest.mark.parametrize("kind", ["self_harm", "emergency"])
-@pytest.mark.parametrize("language", ["en", "es"])
-def test_crisis_numbers_by_kind_and_language(kind: str, language: str) -> None:
-    # Every self-harm text (any language, any channel) gives 988; emergencies lead with 911.
+def _crisis_variations(kind: str, language: str) -> list[dict[str, Any]]:
     if (kind, language) == ("self_harm", "en"):
-        chosen = ENGLISH_SELF_HARM
-    else:
-        chosen = [v for v in CRISIS if _condition(v) == {"crisis_kind": kind, "language": language}]
+        return ENGLISH_SELF_HARM
+    return [v for v in CRISIS if _condition(v) == {"crisis_kind": kind, "language": language}]
+
+
+CRISIS_KINDS_AND_LANGUAGES = [(kind, language) for language in ("en", "es") for kind in ("self_harm", "emergency")]
+
+
+@pytest.mark.parametrize(("kind", "language"), CRISIS_KINDS_AND_LANGUAGES)
+def test_each_crisis_kind_and_language_has_a_web_and_an_sms_variation(kind: str, language: str) -> None:
+    chosen = _crisis_variations(kind, language)
+
     assert sorted((v.get("channel") for v in chosen), key=str) == [None, "twilio"]
-    for v in chosen:
-        text = v["text"]
-        if kind == "self_harm":
-            assert "988" in text and "911" in text
-        else:
-            assert "911" in text and ("988" not in text or text.index("911") < text.index("988"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "v"),
+    [(kind, v) for kind, language in CRISIS_KINDS_AND_LANGUAGES for v in _crisis_variations(kind, language)],
+    ids=lambda x: x if isinstance(x, str) else f"{_condition(x).get('language', 'en')}-{x.get('channel') or 'web'}",
+)
+def test_crisis_numbers_by_kind_and_language(kind: str, v: dict[str, Any]) -> None:
+    # Every self-harm text (any language, any channel) gives 988; emergencies lead with 911.
+    text = v["text"]
+
+    if kind == "self_harm":
+        assert "988" in text and "911" in text
+    else:
+        assert "911" in text and ("988" not in text or text.index("911") < text.index("988"))
 
 
 @pytest.mark.parametrize(
@@ -174,15 +188,26 @@ def test_safety_replies_mention_911_in_every_variation(response: str) -> None:
     assert all("911" in v["text"] for v in RESPONSES[response])
 
 
-@pytest.mark.parametrize("response", sorted(RESPONSES))
-def test_every_sms_variation_fits_a_text_message(response: str, values: dict[str, str]) -> None:
-    for v in RESPONSES[response]:
-        if v.get("channel") == "twilio":
-            assert len(fill(v["text"], values)) <= SMS_MAX
+SMS_VARIATIONS = [
+    pytest.param(v, id=f"{response}-{number}")
+    for response in sorted(RESPONSES)
+    for number, v in enumerate(RESPONSES[response])
+    if v.get("channel") == "twilio"
+]
 
 
-def test_the_spanish_fallback_points_to_a_person_and_to_crisis_help() -> None:
-    spanish = [v for v in RESPONSES["utter_default"] if _condition(v).get("language") == "es"]
-    assert {v.get("channel") for v in spanish} == {None, "twilio"}
-    for v in spanish:
-        assert "{clinic_phone}" in v["text"] and "988" in v["text"] and "911" in v["text"]
+@pytest.mark.parametrize("v", SMS_VARIATIONS)
+def test_every_sms_variation_fits_a_text_message(v: dict[str, Any], values: dict[str, str]) -> None:
+    assert len(fill(v["text"], values)) <= SMS_MAX
+
+
+SPANISH_FALLBACK = [v for v in RESPONSES["utter_default"] if _condition(v).get("language") == "es"]
+
+
+def test_the_spanish_fallback_has_a_web_and_an_sms_variation() -> None:
+    assert {v.get("channel") for v in SPANISH_FALLBACK} == {None, "twilio"}
+
+
+@pytest.mark.parametrize("v", SPANISH_FALLBACK, ids=lambda v: v.get("channel") or "web")
+def test_the_spanish_fallback_points_to_a_person_and_to_crisis_help(v: dict[str, Any]) -> None:
+    assert "{clinic_phone}" in v["text"] and "988" in v["text"] and "911" in v["text"]

@@ -323,6 +323,15 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_CHART_COLOURS = {"clinic": ("#0b5e55", "#3f9a8f", "#9fd3cc"), "reference": ("#555555", "#8c8c8c", "#c8c8c8")}
+_CHART_LABELS = {"clinic": "clinic assistant", "reference": "plain Rasa (rasa init)"}
+_PERCENTILES = ("p50", "p95", "p99")
+
+
+def _colours(name: str) -> tuple[str, str, str]:
+    return _CHART_COLOURS.get(name, _CHART_COLOURS["reference"])
+
+
 def draw_chart(result: dict[str, Any], path: Path) -> None:
     """Latency percentiles per turn type (one conversation; 20 conversations) and throughput."""
     import matplotlib
@@ -331,49 +340,12 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     systems = {name: s for name, s in result["systems"].items() if s}
-    colours = {"clinic": ("#0b5e55", "#3f9a8f", "#9fd3cc"), "reference": ("#555555", "#8c8c8c", "#c8c8c8")}
-    labels = {"clinic": "clinic assistant", "reference": "plain Rasa (rasa init)"}
-    targets = {
-        1: ("FAQ p50 target 15 ms", TARGETS["faq_p50_single_ms"]),
-        20: ("p95 target 250 ms", TARGETS["p95_at_20_ms"]),
-    }
     panels = [c for c in (1, 20) if any(level(s, c) for s in systems.values())]
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(5.2 * (len(panels) + 1), 4.8), squeeze=False)
     axes = list(axes[0])
-    width = 0.8 / (3 * len(systems))
     for ax, concurrency in zip(axes, panels):
-        for s_index, (name, system) in enumerate(systems.items()):
-            lv = level(system, concurrency)
-            if not lv:
-                continue
-            for p_index, pct in enumerate(("p50", "p95", "p99")):
-                offset = (s_index * 3 + p_index) * width - 0.4 + width / 2
-                values = [lv["turns"][k][pct] for k in TURN_TYPES]
-                ax.bar([i + offset for i in range(len(TURN_TYPES))], [v or float("nan") for v in values], width,
-                       color=colours.get(name, colours["reference"])[p_index],
-                       label=f"{labels.get(name, name)} {pct}")
-        tallest = max((lv["turns"][k][pct] or 0 for s in systems.values() if (lv := level(s, concurrency))
-                       for k in TURN_TYPES for pct in ("p50", "p95", "p99")), default=0)
-        ax.set_ylim(0, max(tallest, targets[concurrency][1]) * 1.5)  # room for the legend
-        label, value = targets[concurrency]
-        ax.axhline(value, color="#b03a2e", linestyle="--", linewidth=1, label=label)
-        ax.set_xticks(range(len(TURN_TYPES)))
-        ax.set_xticklabels(TURN_TYPES)
-        ax.set_ylabel("latency per turn, ms")
-        ax.set_title(f"{concurrency} conversation{'s' if concurrency > 1 else ''} (closed loop): p50 / p95 / p99")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
-    ax = axes[-1]
-    for name, system in systems.items():
-        levels = system.get("levels") or []
-        ax.plot([lv["concurrency"] for lv in levels], [lv["throughput_mps"] for lv in levels], marker="o",
-                color=colours.get(name, colours["reference"])[0], label=labels.get(name, name))
-    ax.set_xlabel("concurrent conversations (closed loop)")
-    ax.set_ylabel("messages / second")
-    ax.set_title("throughput")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+        _draw_latencies(ax, systems, concurrency)
+    _draw_throughput(axes[-1], systems)
     machine = result.get("machine") or {}
     fig.suptitle(f"make bench: REST round trip on {machine.get('cpus')} CPUs, shared "
                  f"(load average {machine.get('loadavg_before', ['?'])[0]} before the run)", fontsize=10)
@@ -381,6 +353,49 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _draw_latencies(ax: Any, systems: dict[str, dict[str, Any]], concurrency: int) -> None:
+    """One panel: p50 / p95 / p99 per turn type of each system at one concurrency, with the target."""
+    targets = {
+        1: ("FAQ p50 target 15 ms", TARGETS["faq_p50_single_ms"]),
+        20: ("p95 target 250 ms", TARGETS["p95_at_20_ms"]),
+    }
+    width = 0.8 / (3 * len(systems))
+    for s_index, (name, system) in enumerate(systems.items()):
+        lv = level(system, concurrency)
+        if not lv:
+            continue
+        for p_index, pct in enumerate(_PERCENTILES):
+            offset = (s_index * 3 + p_index) * width - 0.4 + width / 2
+            values = [lv["turns"][k][pct] for k in TURN_TYPES]
+            ax.bar([i + offset for i in range(len(TURN_TYPES))], [v or float("nan") for v in values], width,
+                   color=_colours(name)[p_index], label=f"{_CHART_LABELS.get(name, name)} {pct}")
+    tallest = max((lv["turns"][k][pct] or 0 for s in systems.values() if (lv := level(s, concurrency))
+                   for k in TURN_TYPES for pct in _PERCENTILES), default=0)
+    ax.set_ylim(0, max(tallest, targets[concurrency][1]) * 1.5)  # room for the legend
+    label, value = targets[concurrency]
+    ax.axhline(value, color="#b03a2e", linestyle="--", linewidth=1, label=label)
+    ax.set_xticks(range(len(TURN_TYPES)))
+    ax.set_xticklabels(TURN_TYPES)
+    ax.set_ylabel("latency per turn, ms")
+    ax.set_title(f"{concurrency} conversation{'s' if concurrency > 1 else ''} (closed loop): p50 / p95 / p99")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def _draw_throughput(ax: Any, systems: dict[str, dict[str, Any]]) -> None:
+    """The last panel: messages per second against concurrent conversations, per system."""
+    for name, system in systems.items():
+        levels = system.get("levels") or []
+        ax.plot([lv["concurrency"] for lv in levels], [lv["throughput_mps"] for lv in levels], marker="o",
+                color=_colours(name)[0], label=_CHART_LABELS.get(name, name))
+    ax.set_xlabel("concurrent conversations (closed loop)")
+    ax.set_ylabel("messages / second")
+    ax.set_title("throughput")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
 
 
 def summarize_profile(collapsed: Iterable[str]) -> dict[str, float]:
@@ -816,7 +831,7 @@ def build_result(args: argparse.Namespace, clinic: SystemRun, reference: SystemR
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30, help="measured seconds per concurrency level (30)")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each level (3)")
@@ -834,43 +849,74 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="after the levels, profile the clinic server with py-spy "
                              "for one more (unmeasured) conversation")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (models, logs)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _clinic_model(args: argparse.Namespace, work: Path) -> tuple[Path, float | None]:
+    """The clinic model to measure and its full training time (None: given with ``--model``, not timed)."""
+    if args.model:
+        return Path(args.model).resolve(), None
+    print("Training the clinic model (empty cache)...", flush=True)
+    model, training = train_clinic(work)
+    print(f"  clinic: full training {training:.0f} s", flush=True)
+    return model, training
+
+
+def _reference_model(args: argparse.Namespace, work: Path) -> tuple[Path, Path, float | None]:
+    """The reference project, its model and its full training time (None: given with ``--reference-project``)."""
+    if args.reference_project:
+        project = Path(args.reference_project).resolve()
+        return project, sorted((project / "models").glob("*.tar.gz"))[-1], None
+    print("Training the reference bot (`rasa init` project, empty cache)...", flush=True)
+    project, model, training = train_reference(work)
+    print(f"  reference: full training {training:.0f} s", flush=True)
+    return project, model, training
+
+
+def _measure(args: argparse.Namespace, work: Path, out: Path) -> tuple[SystemRun, SystemRun | None]:
+    """Trains (or takes) both models, then measures the clinic assistant and, unless skipped, plain Rasa."""
+    model, training = _clinic_model(args, work)
+    reference_model = None if args.skip_reference else _reference_model(args, work)
+    print("Clinic assistant (full stack):", flush=True)
+    clinic = bench_clinic(work, model, args.concurrency, args.warmup, args.duration,
+                          out / "profile-clinic.txt" if args.profile else None)
+    clinic.training_s = training
+    if reference_model is None:
+        return clinic, None
+    project, ref_model, ref_training = reference_model
+    print("Reference bot (plain Rasa):", flush=True)
+    reference = bench_reference(work, project, ref_model, args.concurrency, args.warmup, args.duration)
+    reference.training_s = ref_training
+    return clinic, reference
+
+
+def _print_log_tails(work: Path) -> None:
+    """The last lines of every server log of a failed run."""
+    for log in sorted((work / "logs").rglob("*.log")):
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        print(f"--- {log.relative_to(work)} (last lines)\n" + "\n".join(tail), file=sys.stderr)
+
+
+def _print_profile(profile: dict[str, float]) -> None:
+    print("\nWhere the clinic server's time goes "
+          "(py-spy samples of its event loop, idle left out; one conversation):")
+    for name, share in profile.items():
+        print(f"  {share:6.1%}  {name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     loadavg_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="clinic-bench-"))
     print(f"Benchmark: {args.duration:g} s per level at {args.concurrency} conversations; work folder {work}",
           flush=True)
-    reference: SystemRun | None = None
     try:
-        if args.model:
-            model, training = Path(args.model).resolve(), None
-        else:
-            print("Training the clinic model (empty cache)...", flush=True)
-            model, training = train_clinic(work)
-            print(f"  clinic: full training {training:.0f} s", flush=True)
-        if not args.skip_reference:
-            if args.reference_project:
-                project = Path(args.reference_project).resolve()
-                ref_model, ref_training = sorted((project / "models").glob("*.tar.gz"))[-1], None
-            else:
-                print("Training the reference bot (`rasa init` project, empty cache)...", flush=True)
-                project, ref_model, ref_training = train_reference(work)
-                print(f"  reference: full training {ref_training:.0f} s", flush=True)
-        print("Clinic assistant (full stack):", flush=True)
-        clinic = bench_clinic(work, model, args.concurrency, args.warmup, args.duration,
-                              out / "profile-clinic.txt" if args.profile else None)
-        clinic.training_s = training
-        if not args.skip_reference:
-            print("Reference bot (plain Rasa):", flush=True)
-            reference = bench_reference(work, project, ref_model, args.concurrency, args.warmup, args.duration)
-            reference.training_s = ref_training
+        clinic, reference = _measure(args, work, out)
     except (RuntimeError, subprocess.SubprocessError) as exc:
         print(f"Benchmark failed: {exc}", file=sys.stderr)
-        for log in sorted((work / "logs").rglob("*.log")):
-            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
-            print(f"--- {log.relative_to(work)} (last lines)\n" + "\n".join(tail), file=sys.stderr)
+        _print_log_tails(work)
         return 1
     finally:
         if not args.keep:
@@ -885,10 +931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_report(result))
     if clinic.profile:
-        print("\nWhere the clinic server's time goes "
-              "(py-spy samples of its event loop, idle left out; one conversation):")
-        for name, share in clinic.profile.items():
-            print(f"  {share:6.1%}  {name}")
+        _print_profile(clinic.profile)
     print(f"\nWrote {out / 'bench.json'} and {out / 'bench.png'}")
     return 0
 

@@ -88,28 +88,11 @@ def _escalate(
     escalation = _open_escalation(session, conversation_id)
     created = upgraded = False
     if escalation is None:
-        escalation = Escalation(
-            conversation_id=conversation_id,
-            channel=channel,
-            reason=reason,
-            urgency=urgency,
-            status="open",
-            trigger_message_id=message_id,
-            trigger_text=text,
-            guard_reason=guard_reason,
-        )
-        session.add(escalation)
-        session.flush()
+        escalation = _new_escalation(session, conversation_id, channel, reason, urgency, message_id, text,
+                                     guard_reason)
         created = True
-        enqueue(session, escalation, "opened")
     else:
-        if urgency == "urgent" and escalation.urgency != "urgent":
-            escalation.urgency = "urgent"
-            upgraded = True
-            enqueue(session, escalation, "urgent")
-        if _REASON_RANK[reason] > _REASON_RANK.get(escalation.reason, 0):
-            escalation.reason = reason
-        escalation.updated_at = utcnow()
+        upgraded = _update_escalation(session, escalation, reason, urgency)
     if message_id is not None and not _has_message(session, escalation.id, message_id):
         session.add(
             EscalationMessage(
@@ -130,6 +113,50 @@ def _escalate(
         channel,
     )
     return EscalationResult(escalation.id, created, upgraded, escalation.urgency)
+
+
+def _new_escalation(
+    session: Session,
+    conversation_id: str,
+    channel: str,
+    reason: str,
+    urgency: str,
+    message_id: str | None,
+    text: str | None,
+    guard_reason: dict[str, Any] | None,
+) -> Escalation:
+    """Opens an escalation for the conversation and queues the "opened" staff notification."""
+    escalation = Escalation(
+        conversation_id=conversation_id,
+        channel=channel,
+        reason=reason,
+        urgency=urgency,
+        status="open",
+        trigger_message_id=message_id,
+        trigger_text=text,
+        guard_reason=guard_reason,
+    )
+    session.add(escalation)
+    session.flush()
+    enqueue(session, escalation, "opened")
+    return escalation
+
+
+def _update_escalation(session: Session, escalation: Escalation, reason: str, urgency: str) -> bool:
+    """Raises an open escalation's urgency and reason when the new message calls for it.
+
+    Returns:
+        Whether it became urgent now (the "urgent" staff notification is then queued).
+    """
+    upgraded = False
+    if urgency == "urgent" and escalation.urgency != "urgent":
+        escalation.urgency = "urgent"
+        upgraded = True
+        enqueue(session, escalation, "urgent")
+    if _REASON_RANK[reason] > _REASON_RANK.get(escalation.reason, 0):
+        escalation.reason = reason
+    escalation.updated_at = utcnow()
+    return upgraded
 
 
 def _open_escalation(session: Session, conversation_id: str) -> Escalation | None:

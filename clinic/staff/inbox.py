@@ -8,6 +8,9 @@ stored as ``sending``, then marked ``delivered`` or ``failed`` with the reason; 
 hands the conversation back to the assistant first and is only recorded when that worked,
 so a failed hand-back leaves the escalation open for staff to retry.
 
+What the inbox calls outside the clinic database (the tracker store, Rasa's HTTP API, the
+notifier outbox, the SMS opt-outs) is gathered in :data:`services`; tests replace it with fakes.
+
 Patient text is returned to the caller and never logged.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,10 +27,14 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from clinic.channels import SMS_CHANNEL
+from clinic.channels.sms import is_opted_out
 from clinic.clock import as_utc, utcnow
 from clinic.db import Escalation, EscalationNote, StaffReply, StaffUser, session_scope
+from clinic.rasa_api import Delivery, hand_back, send_staff_reply
 from clinic.staff import audit
 from clinic.staff.accounts import StaffMember
+from clinic.staff.notifications import NotificationStatus, failing, list_for_escalation
+from clinic.staff.transcript import TranscriptEntry, read_transcript
 
 logger = logging.getLogger(__name__)
 
@@ -163,10 +171,34 @@ class ResolveResult:
 
 @dataclass(frozen=True)
 class TranscriptResult:
-    """Transcript entries (``clinic.staff.transcript.TranscriptEntry``), or why they could not be read."""
+    """Transcript entries, or why they could not be read."""
 
-    entries: list[Any]
+    entries: list[TranscriptEntry]
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the inbox calls outside the clinic database; each is the real function unless replaced.
+
+    Attributes:
+        read_transcript: ``(conversation_id, after_id=...)`` -> entries, from Rasa's tracker store.
+        send_staff_reply: ``(conversation_id, text, staff_name=..., database_url=...)`` -> :class:`Delivery`.
+        hand_back: ``(conversation_id)`` -> :class:`Delivery`, through Rasa's HTTP API.
+        list_notifications: ``(escalation_id, database_url=...)`` -> the escalation's notifications.
+        failing_notifications: ``(database_url=...)`` -> notifications that keep failing.
+        is_opted_out: ``(phone, database_url=...)`` -> whether an SMS patient replied STOP.
+    """
+
+    read_transcript: Callable[..., Iterable[TranscriptEntry]] = read_transcript
+    send_staff_reply: Callable[..., Delivery] = send_staff_reply
+    hand_back: Callable[..., Delivery] = hand_back
+    list_notifications: Callable[..., Iterable[NotificationStatus]] = list_for_escalation
+    failing_notifications: Callable[..., Iterable[NotificationStatus]] = failing
+    is_opted_out: Callable[..., bool] = is_opted_out
+
+
+services = Services()
 
 
 # ------------------------------------------------------------------ conversions
@@ -177,9 +209,20 @@ def _ref(user: StaffUser | None) -> StaffRef | None:
 
 
 def _guard_rule(guard_reason: Any) -> str | None:
-    if isinstance(guard_reason, dict) and guard_reason.get("rule"):
-        return str(guard_reason["rule"])
-    return None
+    """What decided, for staff: the rule (or the risk model, or a check-in), its sentence and score."""
+    if not isinstance(guard_reason, dict):
+        return None
+    rule = guard_reason.get("rule") or ("safety_checkin" if guard_reason.get("safety") == "checkin" else None)
+    if rule is None:
+        return None
+    details = []
+    if isinstance(guard_reason.get("sentence"), int):
+        details.append(f"sentence {guard_reason['sentence'] + 1}")
+    risk = guard_reason.get("risk")
+    if isinstance(risk, dict) and (rule in ("risk_model", "safety_checkin")):
+        score = max(float(risk.get("crisis") or 0), float(risk.get("emergency") or 0))
+        details.append(f"risk {score:.2f}")
+    return f"{rule} ({', '.join(details)})" if details else str(rule)
 
 
 def _summary(escalation: Escalation, last_reply_at: datetime | None) -> EscalationSummary:
@@ -381,20 +424,16 @@ def transcript(conversation_id: str, after_id: int = 0) -> TranscriptResult:
     the console still shows what the clinic database holds.
     """
     try:
-        from clinic.staff.transcript import read_transcript
-
-        return TranscriptResult(list(read_transcript(conversation_id, after_id=after_id)))
+        return TranscriptResult(list(services.read_transcript(conversation_id, after_id=after_id)))
     except Exception as exc:  # noqa: BLE001 - any failure means "transcript unavailable"
         logger.warning("transcript of an escalated conversation unavailable (%s)", type(exc).__name__)
         return TranscriptResult([], f"The conversation history could not be read ({type(exc).__name__}).")
 
 
-def notifications_for(escalation_id: int, *, database_url: str | None = None) -> list[Any]:
+def notifications_for(escalation_id: int, *, database_url: str | None = None) -> list[NotificationStatus]:
     """Staff notifications sent (or failing) for an escalation; empty when they cannot be read."""
     try:
-        from clinic.staff.notifications import list_for_escalation
-
-        return list(list_for_escalation(escalation_id, database_url=database_url))
+        return list(services.list_notifications(escalation_id, database_url=database_url))
     except Exception as exc:  # noqa: BLE001 - notifications are informative here
         logger.warning("notifications of escalation %s unavailable (%s)", escalation_id, type(exc).__name__)
         return []
@@ -410,20 +449,16 @@ def sms_opted_out(summary: EscalationSummary, *, database_url: str | None = None
     if summary.channel != SMS_CHANNEL:
         return None
     try:
-        from clinic.channels.sms import is_opted_out
-
-        return bool(is_opted_out(summary.conversation_id, database_url=database_url))
+        return bool(services.is_opted_out(summary.conversation_id, database_url=database_url))
     except Exception as exc:  # noqa: BLE001 - informative here; the reply path checks again
         logger.warning("SMS opt-out state of escalation %s unavailable (%s)", summary.id, type(exc).__name__)
         return None
 
 
-def failing_notifications(*, database_url: str | None = None) -> list[Any]:
+def failing_notifications(*, database_url: str | None = None) -> list[NotificationStatus]:
     """Staff notifications that keep failing (for the inbox banner); empty when they cannot be read."""
     try:
-        from clinic.staff.notifications import failing
-
-        return list(failing(database_url=database_url))
+        return list(services.failing_notifications(database_url=database_url))
     except Exception as exc:  # noqa: BLE001 - the banner is informative
         logger.warning("failing notifications unavailable (%s)", type(exc).__name__)
         return []
@@ -600,9 +635,7 @@ def resolve(
 def _deliver(conversation_id: str, text: str, staff_name: str, database_url: str | None) -> tuple[bool, str | None]:
     """Sends the reply (``database_url`` is where :mod:`clinic.rasa_api` reads the SMS opt-outs)."""
     try:
-        from clinic.rasa_api import send_staff_reply
-
-        delivery = send_staff_reply(conversation_id, text, staff_name=staff_name, database_url=database_url)
+        delivery = services.send_staff_reply(conversation_id, text, staff_name=staff_name, database_url=database_url)
     except Exception as exc:  # noqa: BLE001 - it should not raise; if it does, the reply failed
         logger.warning("staff reply delivery raised %s", type(exc).__name__)
         return False, f"internal error ({type(exc).__name__})"
@@ -611,9 +644,7 @@ def _deliver(conversation_id: str, text: str, staff_name: str, database_url: str
 
 def _hand_back(conversation_id: str) -> tuple[bool, str | None]:
     try:
-        from clinic.rasa_api import hand_back
-
-        delivery = hand_back(conversation_id)
+        delivery = services.hand_back(conversation_id)
     except Exception as exc:  # noqa: BLE001 - it should not raise; if it does, hand-back failed
         logger.warning("hand-back raised %s", type(exc).__name__)
         return False, f"internal error ({type(exc).__name__})"

@@ -100,16 +100,26 @@ def offered_value(slots: list[Slot], preferred: datetime | None = None) -> dict[
 # ------------------------------------------------------------------ the domain
 
 
-def test_names_match_the_domain(domain) -> None:
+@pytest.mark.parametrize("form", [ValidateBookingForm, ValidateRescheduleForm, ValidateCancelForm],
+                         ids=lambda form: form.__name__)
+def test_form_validators_match_the_domain(domain, form) -> None:
     # an action that needs the domain is listed as {name: {send_domain: true}}
     listed = {a if isinstance(a, str) else next(iter(a)) for a in domain["actions"]}
-    for action in (ValidateBookingForm(), ValidateRescheduleForm(), ValidateCancelForm()):
-        assert action.name() in listed and action.form_name() in domain["forms"]
-        assert {action.name(): {"send_domain": True}} in domain["actions"]  # rasa-sdk forms read it
-    for action in (ActionAskVisitReason, ActionAskSmsConsent, ActionAskSlotChoice, ActionAskBookingConfirmed,
-                   ActionAskCancelConfirmed, ActionSubmitBooking, ActionSubmitReschedule, ActionSubmitCancel,
-                   ActionCancelBookingForm, ActionStopManageBooking):
-        assert action().name() in domain["actions"]
+    action = form()
+
+    assert action.name() in listed and action.form_name() in domain["forms"]
+    assert {action.name(): {"send_domain": True}} in domain["actions"]  # rasa-sdk forms read it
+
+
+@pytest.mark.parametrize(
+    "action",
+    [ActionAskVisitReason, ActionAskSmsConsent, ActionAskSlotChoice, ActionAskBookingConfirmed,
+     ActionAskCancelConfirmed, ActionSubmitBooking, ActionSubmitReschedule, ActionSubmitCancel,
+     ActionCancelBookingForm, ActionStopManageBooking],
+    ids=lambda action: action.__name__,
+)
+def test_action_names_match_the_domain(domain, action) -> None:
+    assert action().name() in domain["actions"]
 
 
 def test_every_form_slot_is_cleared_when_a_form_is_left(domain) -> None:
@@ -118,12 +128,16 @@ def test_every_form_slot_is_cleared_when_a_form_is_left(domain) -> None:
     assert form_slots | {"offered_slots", "booking_ref", "lookup_attempts", "requested_slot"} == set(FORM_SLOTS)
 
 
-def test_no_form_answer_can_be_a_crisis_a_medical_question_or_a_request_for_a_person(domain) -> None:
-    for form in FORMS:
-        for slot in domain["forms"][form]["required_slots"]:
-            for mapping in domain["slots"][slot]["mappings"]:
-                if mapping["type"] == "from_text":
-                    assert set(mapping["not_intent"]) >= SAFETY_INTENTS, slot
+@pytest.mark.parametrize("form", FORMS)
+def test_no_form_answer_can_be_a_crisis_a_medical_question_or_a_request_for_a_person(domain, form: str) -> None:
+    text_mappings = [
+        (slot, mapping)
+        for slot in domain["forms"][form]["required_slots"]
+        for mapping in domain["slots"][slot]["mappings"]
+        if mapping["type"] == "from_text"
+    ]
+
+    assert [slot for slot, mapping in text_mappings if not set(mapping["not_intent"]) >= SAFETY_INTENTS] == []
 
 
 # ------------------------------------------------------------------ answers

@@ -23,6 +23,11 @@ from clinic import log_hygiene
 from clinic.profile import DEFAULT_PATH, ProfileError, load_profile
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+RESPONSES: dict[str, list[dict[str, Any]]] = yaml.safe_load(
+    (PROJECT_DIR / "domain.yml").read_text(encoding="utf-8")
+)["responses"]
+WITH_BUTTONS = [name for name, variations in RESPONSES.items() if any(v.get("buttons") for v in variations)]
+CHANNELS = ("rest", "twilio")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +77,10 @@ def test_placeholders_are_filled_from_the_profile(clinic_copy: Path, domain: Dom
     assert not re.search(r"{\w+}", text)
 
 
-def test_every_response_renders_without_a_left_over_placeholder(clinic_copy: Path, domain: Domain) -> None:
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("response", RESPONSES)
+def test_every_response_renders_without_a_left_over_placeholder(clinic_copy: Path, domain: Domain, response: str,
+                                                                channel: str) -> None:
     nlg = ClinicNLG(domain=domain)
     runtime = {"after_hours": "", "preferred_time_display": "Tuesday, April 21 at 2 PM",
                "phone_display": "(312) 555-0123",
@@ -82,29 +90,31 @@ def test_every_response_renders_without_a_left_over_placeholder(clinic_copy: Pat
                "blocked_day": "Friday, December 25", "horizon_days": "60"}
     slots = {"patient_name": "Ana"}
 
-    for response in domain.responses:
-        for channel in ("rest", "twilio"):
-            text = say(nlg, domain, response, channel, slots=slots, **runtime)
-            assert not re.search(r"{\w+}", text), (response, channel, text)
+    text = say(nlg, domain, response, channel, slots=slots, **runtime)
+
+    assert not re.search(r"{\w+}", text), text
 
 
-def test_button_payloads_render_as_sent_and_log_no_error(clinic_copy: Path, domain: Domain,
-                                                         caplog: pytest.LogCaptureFixture,
+def test_the_domain_has_responses_with_buttons(domain: Domain) -> None:
+    assert WITH_BUTTONS and set(RESPONSES) == set(domain.responses)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("response", WITH_BUTTONS)
+def test_button_payloads_render_as_sent_and_log_no_error(clinic_copy: Path, domain: Domain, response: str,
+                                                         channel: str, caplog: pytest.LogCaptureFixture,
                                                          capfd: pytest.CaptureFixture[str]) -> None:
     """A payload like /inform{"email":"none"} reaches the patient's button intact, with no ERROR
     traceback from Rasa's interpolator (domain.yml doubles the JSON braces)."""
     nlg = ClinicNLG(domain=domain)
-    with_buttons = [name for name, variations in domain.responses.items() if any(v.get("buttons") for v in variations)]
-    assert with_buttons
 
-    for response in with_buttons:
-        for channel in ("rest", "twilio"):
-            message = asyncio.run(nlg.generate(response, tracker(domain), channel))
-            for button in message.get("buttons") or []:
-                intent, _, entities = button["payload"].partition("{")
-                assert intent.startswith("/") and "{{" not in button["payload"], (response, button)
-                if entities:
-                    assert isinstance(json.loads("{" + entities), dict), (response, button)
+    message = asyncio.run(nlg.generate(response, tracker(domain), channel))
+
+    for button in message.get("buttons") or []:  # the checks of one message's buttons
+        intent, _, entities = button["payload"].partition("{")
+        assert intent.startswith("/") and "{{" not in button["payload"], button
+        if entities:
+            assert isinstance(json.loads("{" + entities), dict), button
     logged = caplog.text + "".join(capfd.readouterr())  # Rasa's structlog writes to the console
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "interpolator" not in logged and "Traceback" not in logged

@@ -43,23 +43,32 @@ def trained(kind: type, config: dict, path: Path) -> CountVectorsFeaturizer:
     return kind.load({**kind.get_default_config(), **config}, storage, resource, context)
 
 
-@pytest.mark.parametrize("config", CONFIGS)
-def test_sentence_features_are_rasas_and_there_are_no_token_features(config: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", CONFIGS, ids=["words", "characters"])
+def test_the_vocabulary_is_rasas(config: dict, tmp_path: Path) -> None:
     ours = trained(SentenceCountVectorsFeaturizer, config, tmp_path / "ours")
     rasas = trained(CountVectorsFeaturizer, config, tmp_path / "rasas")
+
     assert ours.vectorizers[TEXT].vocabulary_ == rasas.vectorizers[TEXT].vocabulary_
-    for text in MESSAGES:
-        [mine], [theirs] = ours.process(tokenized([(text, None)])), rasas.process(tokenized([(text, None)]))
-        my_sequence, my_sentence = mine.get_sparse_features(TEXT)
-        their_sequence, their_sentence = theirs.get_sparse_features(TEXT)
-        assert my_sequence is None
-        if their_sentence is None:
-            assert my_sentence is None
-            continue
-        a, b = my_sentence.features, their_sentence.features
-        assert a.shape == b.shape and a.format == b.format == "coo"
-        assert np.array_equal(a.row, b.row) and np.array_equal(a.col, b.col) and np.array_equal(a.data, b.data)
-        assert a.dtype == b.dtype
+
+
+@pytest.mark.parametrize("text", MESSAGES, ids=lambda text: repr(text[:30]))
+@pytest.mark.parametrize("config", CONFIGS, ids=["words", "characters"])
+def test_sentence_features_are_rasas_and_there_are_no_token_features(config: dict, text: str, tmp_path: Path) -> None:
+    ours = trained(SentenceCountVectorsFeaturizer, config, tmp_path / "ours")
+    rasas = trained(CountVectorsFeaturizer, config, tmp_path / "rasas")
+
+    [mine], [theirs] = ours.process(tokenized([(text, None)])), rasas.process(tokenized([(text, None)]))
+
+    my_sequence, my_sentence = mine.get_sparse_features(TEXT)
+    _, their_sentence = theirs.get_sparse_features(TEXT)
+    assert my_sequence is None
+    if their_sentence is None:
+        assert my_sentence is None
+        return
+    a, b = my_sentence.features, their_sentence.features
+    assert a.shape == b.shape and a.format == b.format == "coo"
+    assert np.array_equal(a.row, b.row) and np.array_equal(a.col, b.col) and np.array_equal(a.data, b.data)
+    assert a.dtype == b.dtype
 
 
 def test_training_examples_get_rasas_sentence_features(tmp_path: Path) -> None:

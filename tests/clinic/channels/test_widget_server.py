@@ -65,11 +65,12 @@ def test_a_configured_rasa_url_is_used_for_browsers(tracker_url: str) -> None:
     assert "wss://assistant.clinic.example" in response.headers["content-security-policy"]
 
 
-def test_the_widget_files_can_be_embedded_by_other_sites(client: TestClient) -> None:
-    for path in ("/widget/clinic-chat.js", "/widget/clinic-chat.css"):
-        response = client.get(path)
-        assert response.status_code == 200, path
-        assert response.headers["cross-origin-resource-policy"] == "cross-origin"
+@pytest.mark.parametrize("path", ["/widget/clinic-chat.js", "/widget/clinic-chat.css"])
+def test_the_widget_files_can_be_embedded_by_other_sites(client: TestClient, path: str) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.headers["cross-origin-resource-policy"] == "cross-origin"
 
 
 def test_the_socket_io_client_comes_from_node_modules(client: TestClient) -> None:

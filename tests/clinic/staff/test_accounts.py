@@ -6,6 +6,7 @@ Passwords are hashed with a cheap argon2id hasher; one test checks the productio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -106,10 +107,10 @@ def test_list_and_get_users(database_url: str, sam: staff.StaffMember, hasher: P
     assert staff.get_user(999, database_url=database_url) is None
 
 
-def test_unknown_accounts_raise_unknown_user(database_url: str) -> None:
-    for call in (staff.unlock, staff.deactivate):
-        with pytest.raises(staff.UnknownUser):
-            call("nobody", database_url=database_url)
+@pytest.mark.parametrize("call", [staff.unlock, staff.deactivate], ids=["unlock", "deactivate"])
+def test_unknown_accounts_raise_unknown_user(database_url: str, call: Callable[..., object]) -> None:
+    with pytest.raises(staff.UnknownUser):
+        call("nobody", database_url=database_url)
 
 
 # ------------------------------------------------------------------ sign-in and lock-out

@@ -7,7 +7,8 @@ Rasa (tracker store, HTTP API) and the notifier outbox are faked (tests/clinic/s
 from __future__ import annotations
 
 import logging
-import sys
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -79,6 +80,27 @@ def test_open_escalations_are_listed_urgent_first_then_oldest_first(database_url
         "urgent", "crisis", "self_harm", "rest",
     )
     assert rows[1].waiting_seconds() >= 30 * 60
+
+
+@pytest.mark.parametrize(
+    ("guard", "shown"),
+    [
+        ({"category": "crisis", "rule": "self_harm", "sentence": 1}, "self_harm (sentence 2)"),
+        ({"category": "crisis", "rule": "risk_model", "sentence": None, "risk": {"crisis": 0.914, "emergency": 0.0}},
+         "risk_model (risk 0.91)"),
+        ({"category": None, "rule": None, "safety": "checkin", "risk": {"crisis": 0.2, "emergency": 0.31}},
+         "safety_checkin (risk 0.31)"),
+        ({"category": None, "rule": None}, None),
+    ],
+    ids=["lexicon-rule-in-a-sentence", "risk-model", "check-in", "nothing-fired"],
+)
+def test_staff_see_what_decided(database_url: str, guard: dict, shown: str | None) -> None:
+    escalate(conversation_id="conv-why", channel="rest", reason="crisis", message_id="m1", text="...",
+             guard_reason=guard, database_url=database_url)
+
+    [row] = inbox.list_escalations(database_url=database_url)
+
+    assert row.guard_rule == shown
 
 
 def test_filters_mine_unassigned_and_resolved(database_url: str, sam: StaffMember, kim: StaffMember,
@@ -171,15 +193,22 @@ def test_someone_elses_claim_needs_take_over(database_url: str, sam: StaffMember
     assert _actions(database_url, escalation_id)[-1] == ("claim", "sam", "taken over from kim; via console")
 
 
-def test_a_resolved_escalation_cannot_be_claimed_or_replied_to(database_url: str, sam: StaffMember,
-                                                               fake: FakeRasa) -> None:
+@pytest.mark.parametrize("call", [inbox.claim, inbox.unassign], ids=["claim", "unassign"])
+def test_a_resolved_escalation_cannot_be_claimed_or_unassigned(database_url: str, sam: StaffMember, fake: FakeRasa,
+                                                               call: Callable[..., object]) -> None:
     escalation_id = _open(database_url, "conv-1")
     inbox.resolve(escalation_id, sam, database_url=database_url)
 
-    for call in (inbox.claim, inbox.unassign):
-        with pytest.raises(inbox.Conflict) as conflict:
-            call(escalation_id, sam, database_url=database_url)
-        assert conflict.value.reason == "resolved"
+    with pytest.raises(inbox.Conflict) as conflict:
+        call(escalation_id, sam, database_url=database_url)
+
+    assert conflict.value.reason == "resolved"
+
+
+def test_a_resolved_escalation_cannot_be_replied_to(database_url: str, sam: StaffMember, fake: FakeRasa) -> None:
+    escalation_id = _open(database_url, "conv-1")
+    inbox.resolve(escalation_id, sam, database_url=database_url)
+
     with pytest.raises(inbox.Conflict):
         inbox.reply(escalation_id, sam, "hello?", database_url=database_url)
     assert fake.sent == []
@@ -258,7 +287,7 @@ def test_a_hand_off_module_that_raises_fails_the_reply_cleanly(
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("boom")
 
-    monkeypatch.setattr(sys.modules["clinic.rasa_api"], "send_staff_reply", broken)
+    monkeypatch.setattr(inbox, "services", replace(inbox.services, send_staff_reply=broken))
     escalation_id = _open(database_url, "conv-1")
 
     result = inbox.reply(escalation_id, sam, "Hello", database_url=database_url)
@@ -295,7 +324,7 @@ def test_the_sms_opt_out_state_of_a_conversation(
     def broken(*args: object, **kwargs: object) -> bool:
         raise ConnectionError("database down")
 
-    monkeypatch.setattr("clinic.channels.sms.is_opted_out", broken)
+    monkeypatch.setattr(inbox, "services", replace(inbox.services, is_opted_out=broken))
     assert inbox.sms_opted_out(summary, database_url=database_url) is None  # unknown
     assert "5550142" not in caplog.text
 
@@ -371,15 +400,18 @@ def test_an_unreadable_transcript_is_reported_not_raised(fake: FakeRasa) -> None
     assert result.entries == [] and "OSError" in result.error
 
 
-def test_missing_modules_give_empty_notifications(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
-    monkeypatch.setitem(sys.modules, "clinic.staff.notifications", None)  # import fails
+def test_unreadable_notifications_give_empty_lists(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    def broken(*args: object, **kwargs: object) -> list[object]:
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(inbox, "services", inbox.Services(list_notifications=broken, failing_notifications=broken))
 
     assert inbox.notifications_for(1, database_url=sqlite_url) == []
     assert inbox.failing_notifications(database_url=sqlite_url) == []
 
 
 def test_the_real_interfaces_have_the_signatures_the_inbox_calls() -> None:
-    """The console codes against clinic.staff.transcript, clinic.rasa_api and clinic.staff.notifications."""
+    """The fakes (tests/clinic/staff/console) are called as the inbox calls the real functions."""
     import dataclasses
     import inspect
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from clinic.channels.sms import record_opt_out
 from clinic.staff import audit, inbox
 from clinic.staff.accounts import StaffMember
-from tests.clinic.staff.console import FakeNotificationStatus, FakeRasa
+from clinic.staff.notifications import NotificationStatus
+from tests.clinic.staff.console import FakeRasa
 from tests.clinic.staff.console.conftest import Browser
 
 
@@ -77,7 +79,7 @@ def test_the_filters(staff_browser: Browser, open_escalation: Callable[..., int]
 
 def test_failing_notifications_show_as_a_banner(staff_browser: Browser, fake: FakeRasa) -> None:
     assert 'id="notification-banner" class="banner banner-warning" role="alert" hidden' in staff_browser.get("/").text
-    fake.failing.append(FakeNotificationStatus(7, "sms", "urgent", "failed", 4, "Twilio: 401 Unauthorized",
+    fake.failing.append(NotificationStatus(7, "sms", "urgent", "failed", 4, "Twilio: 401 Unauthorized",
                                                datetime.now(timezone.utc), None))
 
     page = staff_browser.get("/")
@@ -100,7 +102,7 @@ def test_the_conversation_page_shows_the_transcript_and_is_audited(
     fake.say("conv-1", "patient", "can I take it with lexapro?")
     last = fake.say("conv-1", "bot", "A clinician will answer you.")
     fake.by_escalation[escalation_id] = [
-        FakeNotificationStatus(escalation_id, "email", "opened", "sent", 1, None, None, datetime.now(timezone.utc)),
+        NotificationStatus(escalation_id, "email", "opened", "sent", 1, None, None, datetime.now(timezone.utc)),
     ]
 
     page = staff_browser.get(f"/escalations/{escalation_id}")
@@ -127,8 +129,15 @@ def test_new_messages_are_polled_after_the_last_id(
     assert [(e["sender"], e["text"]) for e in polled["transcript"]] == [("patient", "is anyone there?")]
     assert polled["escalation"]["id"] == escalation_id and polled["replies"] == [] and polled["notes"] == []
     assert len(audit.list_events(db, action="view")) == 1  # polling is not another view
-    for bad in ("-1", "x", "1.5", str(2**64)):
-        assert staff_browser.get(f"/escalations/{escalation_id}/updates.json?after={bad}").status_code == 400
+
+
+@pytest.mark.parametrize("bad", ["-1", "x", "1.5", str(2**64)])
+def test_polling_after_a_bad_id_is_refused(
+    staff_browser: Browser, open_escalation: Callable[..., int], fake: FakeRasa, bad: str
+) -> None:
+    escalation_id = open_escalation("conv-1")
+
+    assert staff_browser.get(f"/escalations/{escalation_id}/updates.json?after={bad}").status_code == 400
 
 
 def test_claim_take_over_and_unassign(
@@ -284,7 +293,7 @@ def test_an_unreadable_opt_out_state_is_unknown(
     def broken(*args: object, **kwargs: object) -> bool:
         raise ConnectionError("database down")
 
-    monkeypatch.setattr("clinic.channels.sms.is_opted_out", broken)
+    monkeypatch.setattr(inbox, "services", replace(inbox.services, is_opted_out=broken))
     page = staff_browser.get(f"/escalations/{escalation_id}")
 
     assert page.status_code == 200 and '<dd id="fact-sms">Unknown</dd>' in page.text
