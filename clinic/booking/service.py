@@ -48,7 +48,6 @@ from clinic.booking.scheduling.records import (
     booking_appointment,
     draft_of_booking,
     find,
-    free_code,
     request_appointment,
 )
 from clinic.clock import as_utc, utcnow
@@ -616,28 +615,3 @@ def cancel_booking(booking_id: int, *, staff: str, profile: ClinicProfile,
     _scheduler(profile, scheduler, appointment.backend).cancel(appointment, staff, database_url=database_url)
     with session_scope(database_url) as session:
         return BookingView.of(session.get(Booking, booking_id))
-
-
-# ------------------------------------------------------------------ the first booking form's API
-
-
-def create_request(*, conversation_id: str, channel: str, full_name: str, phone: str,
-                   preferred_time_text: str | None, preferred_time: datetime | None,
-                   database_url: str | None = None, **details: Any) -> int:
-    """Stores a plain booking request for staff and returns its number (contact details are never logged).
-
-    ``details`` may hold the other columns of :class:`clinic.db.BookingRequest` (``email``,
-    ``visit_reason``, ``patient_type``, ``sms_consent``, ``backend``, ``fallback_reason``).
-    """
-    with session_scope(database_url) as session:
-        request = BookingRequest(
-            conversation_id=conversation_id, channel=channel, full_name=full_name, phone=phone,
-            preferred_time_text=preferred_time_text,
-            # in UTC like every other timestamp: SQLite would otherwise keep local wall time
-            preferred_time=as_utc(preferred_time) if preferred_time else None,
-            status="requested", code=free_code(session), **details,
-        )
-        session.add(request)
-        session.flush()
-        logger.info("booking request %s created (channel=%s)", request.id, channel)
-        return request.id

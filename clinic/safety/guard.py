@@ -145,27 +145,18 @@ class LexiconGuard:
         self._longest = 1
         self._known: set[str] = set(_load_yaml(self._dir, "vocabulary.yml").get("words", []))
         self._typo_targets: dict[str, int] = {}
-        medicines = _load_yaml(self._dir, "medicines.yml")
-        generic = medicines.pop("generic_words", [])
-        conditions = _load_yaml(self._dir, "conditions.yml")
-        pregnancy_words = [
-            c for c in conditions.get("other", []) if re.search(r"pregnan|breast|nursing|conceiv|ivf", c)
-        ]
-        contraindications = conditions.get("contraindications", [])
-        other_conditions = [
-            c
-            for key in ("mental_health", "pain", "other")
-            for c in conditions.get(key, [])
-            if c not in pregnancy_words
-        ]
+        self._add_danger_lexicons()
+        self._add_medical_lexicons()
+        self._add_person_lexicons()
+        self._typo_index = _build_typo_index(self._typo_targets)
+
+    def _add_danger_lexicons(self) -> None:
+        """Crisis, emergency, negation and idiom phrases, English and Spanish."""
         crisis = _load_yaml(self._dir, "crisis.yml")
         emergency = _load_yaml(self._dir, "emergency.yml")
-        symptoms = _load_yaml(self._dir, "symptoms.yml")
-        framing = _load_yaml(self._dir, "framing.yml")
         self._spanish_crisis = set(crisis.get("spanish", [])) | set(emergency.get("spanish", []))
         spanish_emergency = emergency.get("spanish", [])
         spanish_crisis = [p for p in crisis.get("spanish", []) if p not in spanish_emergency]
-
         self._add("SELF_HARM", crisis.get("self_harm", []) + spanish_crisis, typos=2, persons=True)
         self._add("HARM_OTHERS", crisis.get("harm_others", []), typos=1)
         self._add("OVERDOSE", crisis.get("overdose", []), typos=2, persons=True)
@@ -173,10 +164,27 @@ class LexiconGuard:
         self._add("EMERGENCY", emergency.get("english", []) + spanish_emergency, typos=2, persons=True)
         self._add("INGESTION", emergency.get("ingestion", []))
         self._add("IDIOM", _load_yaml(self._dir, "idioms.yml").get("phrases", []))
-        named = [m for key, names in medicines.items() for m in names if m not in _NOT_MEDICINES]
+
+    def _add_medical_lexicons(self) -> None:
+        """Medicines, conditions, symptoms and the personal framing of a medical question."""
+        medicines = _load_yaml(self._dir, "medicines.yml")
+        generic = medicines.pop("generic_words", [])
+        conditions = _load_yaml(self._dir, "conditions.yml")
+        pregnancy_words = [
+            c for c in conditions.get("other", []) if re.search(r"pregnan|breast|nursing|conceiv|ivf", c)
+        ]
+        other_conditions = [
+            c
+            for key in ("mental_health", "pain", "other")
+            for c in conditions.get(key, [])
+            if c not in pregnancy_words
+        ]
+        symptoms = _load_yaml(self._dir, "symptoms.yml")
+        framing = _load_yaml(self._dir, "framing.yml")
+        named = [m for names in medicines.values() for m in names if m not in _NOT_MEDICINES]
         self._add("MEDICINE", named, typos=1)
         self._add("MEDICINE_WORD", [g for g in generic if g not in _NOT_MEDICINES], typos=1)
-        self._add("CONTRAINDICATION", contraindications, typos=1)
+        self._add("CONTRAINDICATION", conditions.get("contraindications", []), typos=1)
         self._add("CONDITION", other_conditions, typos=1)
         self._add("PREGNANCY", pregnancy_words, typos=1)
         self._add("SYMPTOM", symptoms.get("general", []), typos=1)
@@ -187,6 +195,9 @@ class LexiconGuard:
         self._add("DOSE_WORD", framing.get("dose", []))
         self._add("TEST", framing.get("tests", []), typos=1)
         self._add("VERDICT", _load_yaml(self._dir, "verdict.yml").get("phrases", []))
+
+    def _add_person_lexicons(self) -> None:
+        """Requests for a person: phrases, and whole messages that only name one."""
         human = _load_yaml(self._dir, "human.yml")
         self._add("HUMAN", human.get("phrases", []), typos=1)
         self._person_fillers = set(human.get("fillers", []))
@@ -196,7 +207,6 @@ class LexiconGuard:
         }
         for phrase in human.get("whole_message", []):
             self._remember_words(phrase, typos=1)
-        self._typo_index = _build_typo_index(self._typo_targets)
 
     # -- compiling -------------------------------------------------------------------------
 

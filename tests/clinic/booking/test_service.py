@@ -14,9 +14,10 @@ from sqlalchemy import select
 from clinic.booking import service as booking
 from clinic.booking.scheduling import SchedulerError, SchedulerUnavailable, Slot
 from clinic.booking.scheduling.builtin import BuiltinScheduler
-from clinic.booking.service import BookingError, create_request
+from clinic.booking.service import BookingError
 from clinic.clock import as_utc
 from clinic.db import Booking, BookingRequest, session_scope
+from tests.clinic.booking.requests import create_request
 from tests.clinic.booking.scheduling.helpers import at, booking_settings, draft, slot
 from tests.hours import WEEKDAY_HOURS
 

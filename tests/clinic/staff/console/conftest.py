@@ -15,13 +15,13 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from clinic.booking.scheduling.records import free_code
-from clinic.booking.service import create_request
 from clinic.clock import as_utc
 from clinic.db import Booking, session_scope
 from clinic.profile import ClinicProfile
 from clinic.staff.accounts import StaffMember, create_api_token, create_user
 from clinic.staff.console.app import create_app
 from clinic.staff.escalation import escalate
+from tests.clinic.booking.requests import create_request
 from tests.clinic.booking.scheduling.helpers import booking_settings
 from tests.clinic.staff.console import FakeRasa, install
 from tests.hours import WEEKDAY_HOURS
