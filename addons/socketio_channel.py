@@ -15,7 +15,8 @@ channel). Compared with Rasa's connector:
   ``session_id`` in a message), and ``enter_room`` is awaited when the installed python-socketio
   makes it a coroutine (5.10+), so rooms are joined with either version.
 * A typed "/intent" is not a command: only the payloads of the buttons just offered pass
-  (:func:`only_offered_payloads`), so a patient cannot trigger e.g. the hand-back intent.
+  (:func:`clinic.channels.patient_input.only_offered_payloads`, shared with the SMS and REST
+  channels), so a patient cannot trigger e.g. the hand-back intent.
 * With ``REDIS_URL`` set (several Rasa instances), emits go through Redis pub/sub
   (:class:`JsonRedisManager`, channel ``<REDIS_KEY_PREFIX>:socketio``), so a message sent by any
   instance (a staff reply through the HTTP API of another one) reaches the browser wherever it is
@@ -43,6 +44,8 @@ from sanic.response import HTTPResponse
 from socketio import AsyncRedisManager, AsyncServer
 
 from addons.handoff_policy import HANDOFF_SLOT
+from clinic.channels.patient_input import only_offered_payloads
+from clinic.channels.request_limits import limit_request_size
 from clinic.settings import redis_url, socketio_channel
 from clinic.staff.transcript import STAFF_METADATA_KEY
 
@@ -72,16 +75,6 @@ def offered_buttons(tracker: DialogueStateTracker | None, latest_only: bool = Fa
                 return own
             buttons[:0] = own
     return buttons
-
-
-def only_offered_payloads(text: str, buttons: list[dict[str, Any]]) -> str:
-    """A message starting with "/" is taken as a command (an intent) by Rasa. Patients may only
-    send the payloads of the buttons just offered; anything else typed with a leading "/"
-    (``/EXTERNAL_handoff_resolved``...) loses the slash and is read as ordinary text."""
-    stripped = text.strip()
-    if not stripped.startswith("/") or any(stripped == str(b.get("payload") or "") for b in buttons):
-        return text
-    return stripped.lstrip("/").strip()
 
 
 class JsonRedisManager(AsyncRedisManager):
@@ -119,6 +112,34 @@ def client_manager() -> JsonRedisManager | None:
     """Redis pub/sub shared by the Rasa instances when ``REDIS_URL`` is set; None: this process only."""
     url = redis_url()
     return JsonRedisManager(url, channel=socketio_channel()) if url else None
+
+
+def _subscribe_to_redis_at_start(blueprint: Blueprint, sio: AsyncServer) -> None:
+    """Subscribes to Redis when the server starts (python-socketio would on the first connection,
+    and could miss the first messages published meanwhile)."""
+
+    @blueprint.listener("after_server_start")
+    async def listen_to_redis(_app: Sanic, _loop: Any) -> None:
+        if not sio.manager_initialized:
+            sio.manager_initialized = True
+            sio.manager.initialize()
+
+
+def _requested_session_id(data: Any) -> str:
+    """The session id a ``session_request`` asks for when it is acceptable, else a new one."""
+    requested = (data or {}).get("session_id") if isinstance(data, dict) else None
+    return requested if isinstance(requested, str) and SESSION_ID.match(requested) else uuid.uuid4().hex
+
+
+def _metadata_of(raw: Any) -> dict[str, Any]:
+    """A message's metadata: a dict, or a JSON object in a string; anything else is no metadata."""
+    metadata = raw or {}
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            metadata = {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 class _AppCapturingBlueprint(SocketBlueprint):
@@ -239,21 +260,23 @@ class ClinicSocketIOInput(SocketIOInput):
         socketio_webhook = _AppCapturingBlueprint(self._set_app, sio, self.socketio_path, "socketio_webhook",
                                                   __name__)
         self.sio = sio
-        namespace = self.namespace
 
+        limit_request_size(socketio_webhook)
         if isinstance(sio.manager, JsonRedisManager):
-
-            @socketio_webhook.listener("after_server_start")
-            async def listen_to_redis(_app: Sanic, _loop: Any) -> None:
-                """Subscribes at start (python-socketio would on the first connection, and could miss
-                the first messages published meanwhile)."""
-                if not sio.manager_initialized:
-                    sio.manager_initialized = True
-                    sio.manager.initialize()
+            _subscribe_to_redis_at_start(socketio_webhook, sio)
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        self._on_connections(sio)
+        self._on_session_requests(sio)
+        self._on_user_messages(sio, on_new_message)
+        return socketio_webhook
+
+    def _on_connections(self, sio: AsyncServer) -> None:
+        """Accepts a connection (with a valid token when a JWT key is set); logs disconnections."""
+        namespace = self.namespace
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: str, environ: dict, auth: dict | None) -> bool:
@@ -267,10 +290,13 @@ class ClinicSocketIOInput(SocketIOInput):
         async def disconnect(sid: str) -> None:
             logger.debug("socket.io client disconnected")
 
+    def _on_session_requests(self, sio: AsyncServer) -> None:
+        """Joins the socket to the session it asks for (a new one when its id is not acceptable)."""
+        namespace = self.namespace
+
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: str, data: dict | None) -> None:
-            requested = (data or {}).get("session_id") if isinstance(data, dict) else None
-            session_id = requested if isinstance(requested, str) and SESSION_ID.match(requested) else uuid.uuid4().hex
+            session_id = _requested_session_id(data)
             if self.session_persistence:
                 joined = sio.enter_room(sid, session_id, namespace=namespace)
                 if inspect.isawaitable(joined):  # python-socketio >= 5.10
@@ -279,25 +305,18 @@ class ClinicSocketIOInput(SocketIOInput):
             if self.session_persistence:
                 await self.report_state(session_id, "join")
 
+    def _on_user_messages(self, sio: AsyncServer, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """Passes a patient's message to Rasa (only offered "/" payloads), then reports the state."""
+        namespace = self.namespace
+
         @sio.on(self.user_message_evt, namespace=namespace)
         async def handle_message(sid: str, data: dict) -> None:
             if not isinstance(data, dict):
                 return
-            if self.session_persistence:
-                sender_id = data.get("session_id")
-                if not isinstance(sender_id, str) or sender_id not in sio.rooms(sid, namespace=namespace):
-                    logger.warning("socket.io message ignored: its session was not requested on this socket")
-                    return
-            else:
-                sender_id = sid
-            metadata = data.get(self.metadata_key) or {}
-            if isinstance(metadata, str):
-                try:
-                    metadata = json.loads(metadata)
-                except ValueError:
-                    metadata = {}
-            if not isinstance(metadata, dict):
-                metadata = {}
+            sender_id = self._sender_of(sio, sid, data)
+            if sender_id is None:
+                return
+            metadata = _metadata_of(data.get(self.metadata_key))
             output = ClinicSocketIOOutput(sio, self.bot_message_evt, self)
             message = str(data.get("message") or "")
             try:
@@ -311,7 +330,16 @@ class ClinicSocketIOInput(SocketIOInput):
                 if self.session_persistence:
                     await self.report_state(sender_id, "turn")
 
-        return socketio_webhook
+    def _sender_of(self, sio: AsyncServer, sid: str, data: dict) -> str | None:
+        """The conversation a message is for: with session persistence, a session this socket joined
+        (None, logged, for any other); without, the socket itself."""
+        if not self.session_persistence:
+            return sid
+        sender_id = data.get("session_id")
+        if not isinstance(sender_id, str) or sender_id not in sio.rooms(sid, namespace=self.namespace):
+            logger.warning("socket.io message ignored: its session was not requested on this socket")
+            return None
+        return sender_id
 
     def _set_app(self, app: Sanic) -> None:
         self._app = app

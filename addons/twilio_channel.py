@@ -27,8 +27,10 @@ from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
-from addons.socketio_channel import offered_buttons, only_offered_payloads
+from addons.socketio_channel import offered_buttons
 from clinic.channels import SMS_CHANNEL, sms
+from clinic.channels.patient_input import only_offered_payloads
+from clinic.channels.request_limits import limit_request_size
 from clinic.channels.sms import Keyword, SmsDispatcher, SmsLineSettings, SmsTexts, TwilioSmsTransport
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ class ClinicTwilioInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         twilio_webhook = Blueprint("clinic_twilio_webhook", __name__)
+        limit_request_size(twilio_webhook)
 
         @twilio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -178,11 +181,11 @@ class ClinicTwilioInput(InputChannel):
         if not self.signature_ok(url, form, signature):
             logger.warning("sms webhook refused: %s X-Twilio-Signature", "invalid" if signature else "missing")
             return 403, "invalid signature"
-        phone = (form.get("From") or "").strip()
-        body = form.get("Body")
-        if not phone or body is None:
+        sender_and_body = _sender_and_body(form)
+        if sender_and_body is None:
             logger.warning("sms webhook refused: From or Body missing")
             return 400, "From and Body are required"
+        phone, body = sender_and_body
         message_sid = form.get("MessageSid") or form.get("SmsSid")
         if message_sid and self._already_seen(message_sid):
             logger.info("sms %s from %s already handled (Twilio re-delivery)", message_sid, sms.contact_ref(phone))
@@ -192,28 +195,9 @@ class ClinicTwilioInput(InputChannel):
 
         await asyncio.to_thread(sms.ensure_contact, phone, self.database_url)
         output = ClinicTwilioOutput(self.dispatcher, self.texts, self.database_url)
-        ref = sms.contact_ref(phone)
-        word = sms.keyword(body)
-        if word is Keyword.OPT_OUT:
-            if await asyncio.to_thread(sms.record_opt_out, phone, self.database_url):
-                logger.info("sms %s opted out", ref)
-                self.dispatcher.submit(phone, self.texts.get("opted_out"), even_if_opted_out=True)
+        if await self._answered_keyword(output, phone, body):
             return 200, EMPTY_TWIML
-        if word is Keyword.OPT_IN and await asyncio.to_thread(sms.record_opt_in, phone, self.database_url):
-            logger.info("sms %s opted in again", ref)
-            await output.send_line_text(phone, "opted_in")
-            return 200, EMPTY_TWIML
-        if word is Keyword.HELP:
-            await output.send_line_text(phone, "help")  # not sent if the number opted out
-            return 200, EMPTY_TWIML
-
-        if _media_count(form) > 0:
-            await output.send_line_text(phone, "media")
-        text = body.replace("¡", "@")  # some carriers corrupt "@" (as in Rasa's connector)
-        if not text.strip():
-            return 200, EMPTY_TWIML
-        # Over SMS, choices are numbers: a text starting with "/" is never a command (intent).
-        text = only_offered_payloads(text, [])
+        text = await self._patient_text(output, form, phone, body)
         if not text:
             return 200, EMPTY_TWIML
         payload = await self._chosen_payload(agent, phone, text)
@@ -221,6 +205,34 @@ class ClinicTwilioInput(InputChannel):
         # staff, who see the opt-out in the console); the output sends nothing to them.
         await on_new_message(UserMessage(payload or text, output, phone, input_channel=self.name()))
         return 200, EMPTY_TWIML
+
+    async def _answered_keyword(self, output: ClinicTwilioOutput, phone: str, body: str) -> bool:
+        """Answers a carrier keyword (STOP, START when opted out, HELP); False: the message is for the assistant."""
+        ref = sms.contact_ref(phone)
+        word = sms.keyword(body)
+        if word is Keyword.OPT_OUT:
+            if await asyncio.to_thread(sms.record_opt_out, phone, self.database_url):
+                logger.info("sms %s opted out", ref)
+                self.dispatcher.submit(phone, self.texts.get("opted_out"), even_if_opted_out=True)
+            return True
+        if word is Keyword.OPT_IN and await asyncio.to_thread(sms.record_opt_in, phone, self.database_url):
+            logger.info("sms %s opted in again", ref)
+            await output.send_line_text(phone, "opted_in")
+            return True
+        if word is Keyword.HELP:
+            await output.send_line_text(phone, "help")  # not sent if the number opted out
+            return True
+        return False
+
+    async def _patient_text(self, output: ClinicTwilioOutput, form: Mapping[str, Any], phone: str, body: str) -> str:
+        """The text for the assistant ("" when there is none); says so when pictures came with it."""
+        if _media_count(form) > 0:
+            await output.send_line_text(phone, "media")
+        text = body.replace("¡", "@")  # some carriers corrupt "@" (as in Rasa's connector)
+        if not text.strip():
+            return ""
+        # Over SMS, choices are numbers: a text starting with "/" is never a command (intent).
+        return only_offered_payloads(text, [])
 
     def _already_seen(self, message_sid: str) -> bool:
         if message_sid in self._seen:
@@ -247,6 +259,15 @@ def _form(request: Request) -> RequestParameters:
     except UnicodeDecodeError:
         return RequestParameters()
     return RequestParameters(fields)
+
+
+def _sender_and_body(form: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The sender's number and the message (possibly blank); None when either field is missing."""
+    phone = (form.get("From") or "").strip()
+    body = form.get("Body")
+    if not phone or body is None:
+        return None
+    return phone, body
 
 
 def _media_count(form: Mapping[str, Any]) -> int:

@@ -116,6 +116,40 @@ def rasa_concurrent_turns() -> int:
     return int(raw)
 
 
+def _positive_int(name: str, default: int, minimum: int) -> int:
+    """The variable as a whole number from ``minimum``; ``default`` when unset or blank.
+
+    Raises:
+        ValueError: not a whole number from ``minimum``.
+    """
+    raw = _text(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ValueError(f"{name} must be a whole number from {minimum}, not {raw!r}")
+    return int(raw)
+
+
+def max_message_chars() -> int:
+    """``MAX_MESSAGE_CHARS`` (4000): the longest message text the REST channel accepts (longer
+    gets 413 asking for a shorter message), counted in characters without surrounding spaces.
+
+    Raises:
+        ValueError: not a whole number from 100.
+    """
+    return _positive_int("MAX_MESSAGE_CHARS", 4000, 100)
+
+
+def rasa_max_request_bytes() -> int:
+    """``RASA_MAX_REQUEST_BYTES`` (1 MiB): the largest request body Rasa's server reads (Sanic's
+    ``REQUEST_MAX_SIZE``, set by the patient channels when Rasa starts); larger gets 413 unread.
+
+    Raises:
+        ValueError: not a whole number from 65536.
+    """
+    return _positive_int("RASA_MAX_REQUEST_BYTES", 1024 * 1024, 64 * 1024)
+
+
 def log_hygiene_enabled() -> bool:
     """``CLINIC_LOG_HYGIENE``: scrub contact details from the action server's logs (the launcher
     sets it for the action server; ``1``, ``true`` or ``yes``)."""

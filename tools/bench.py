@@ -112,6 +112,7 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("events: parse and replay", ("trackers.py:from_dict", "events.py:deserialise_events", "events.py:from_parameters",
                                   "trackers.py:update", "trackers.py:update_with_events")),
     ("safety guard", ("guard.py:", "safety_guard.py:")),
+    ("risk model and sentence reader", ("sentence_reader.py:", "risk.py:", "ngrams.py:", "sentences.py:")),
     ("NLU: tokenizer, featurizers, classifier", ("count_vectors_featurizer.py:", "featurizers.py:",
                                                  "logistic_regression_classifier.py:",
                                                  "intent_classifier.py:", "whitespace_tokenizer.py:", "tokenizer.py:",
@@ -120,13 +121,13 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
                                   "dialogue_states.py:_states_for_tracker_history", "dialogue_states.py:_copy_states",
                                   "trackers.py:generate_all_prior_trackers", "tracker_featurizers.py:")),
     ("policies: rule lookup, memoization, ensemble", ("rule_policy.py:", "memoization.py:", "handoff_policy.py:",
-                                                      "ensemble.py:")),
+                                                      "checkin_policy.py:", "ensemble.py:")),
     ("NLG", ("clinic_nlg.py:", "response.py:", "interpolator.py:")),
     ("graph runner", ("dask/", "graph.py:", "graph_runner.py:_run_graph", "graph_runner.py:compute")),
     ("fair turns (who works next)", ("fair_turns.py:acquire", "fair_turns.py:release", "fair_turns.py:_dispatch")),
     ("Rasa's message processor: actions, forms, tracker copies", ("processor.py:", "forms.py:", "loops.py:",
                                                                   "action.py:")),
-    ("HTTP server + REST channel", ("sanic/", "rest.py:", "channel.py:")),
+    ("HTTP server + REST channel", ("sanic/", "rest.py:", "rest_channel.py:", "patient_input.py:", "channel.py:")),
 ]
 _IDLE_FRAMES = ("runners.py:serve", "selectors.py:select", "base_events.py:run_forever", "base_events.py:_run_once")
 

@@ -181,7 +181,7 @@ class Client:
     async def turn(self, sender: str, text: str) -> Outcome:
         started = time.perf_counter()
         async with self.session.post(
-            f"{self.base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+            f"{self.base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, params=self.params
         ) as response:
             response.raise_for_status()
             await response.read()

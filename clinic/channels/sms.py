@@ -1,7 +1,7 @@
 """The patient SMS line: carrier keywords, opt-out state, message shaping and background sending.
 
 Everything here is independent of Rasa; ``addons/twilio_channel.py`` is the thin connector that
-uses it. Rules (issue 6):
+uses it. Rules:
 
 * Opt-out keywords (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) and opt-in
   keywords (START, YES, UNSTOP), case-insensitive, whole message. An opted-out number gets one

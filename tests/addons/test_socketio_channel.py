@@ -110,6 +110,7 @@ def test_the_buttons_offered_are_those_since_the_patients_last_message() -> None
     ("/EXTERNAL_handoff_resolved", "EXTERNAL_handoff_resolved"),  # typed: not a command
     ("/old", "old"),
     ("//greet", "greet"),
+    ("/ /EXTERNAL_handoff_resolved", "EXTERNAL_handoff_resolved"),  # once left "/EXTERNAL_..."
     ("how much / what price", "how much / what price"),
     ("/", ""),
 ])

@@ -319,7 +319,9 @@ def test_a_text_starting_with_a_slash_is_never_a_command(line: Line) -> None:
     _bot_asked_with_buttons(line)
 
     line.post({"From": PHONE, "Body": "/EXTERNAL_handoff_resolved"})
+    line.post({"From": PHONE, "Body": "/ /EXTERNAL_handoff_resolved"})
     line.post({"From": PHONE, "Body": "/request_human"})  # even a payload just offered: SMS choices are numbers
     line.post({"From": PHONE, "Body": "/"})
 
-    assert [m.text for m in line.received] == ["EXTERNAL_handoff_resolved", "request_human"]
+    assert [m.text for m in line.received] == ["EXTERNAL_handoff_resolved", "EXTERNAL_handoff_resolved",
+                                               "request_human"]

@@ -14,7 +14,7 @@ ALL = (
     "RASA_PORT", "ACTION_PORT", "RASA_INTERFACE", "RASA_INSTANCES", "RASA_CONCURRENT_TURNS", "RASA_URL",
     "RASA_API_TOKEN", "STAFF_PORT", "CONSOLE_PUBLIC_URL", "CONSOLE_INTERFACE", "CONSOLE_INSECURE_COOKIES",
     "WEB_PORT", "WEB_INTERFACE", "WEB_RASA_URL", "WEB_ALLOWED_ORIGINS", "WEB_WIDGET_COLOR", "REDIS_URL",
-    "REDIS_KEY_PREFIX", "TRACKER_STORE_SYNC", "CLINIC_PROFILE",
+    "REDIS_KEY_PREFIX", "TRACKER_STORE_SYNC", "CLINIC_PROFILE", "MAX_MESSAGE_CHARS", "RASA_MAX_REQUEST_BYTES",
 )
 
 
@@ -47,6 +47,8 @@ def unset(monkeypatch: pytest.MonkeyPatch) -> None:
         (settings.redis_key_prefix, "clinic"),
         (settings.tracker_store_sync, "NORMAL"),
         (settings.clinic_profile_path, None),
+        (settings.max_message_chars, 4000),
+        (settings.rasa_max_request_bytes, 1024 * 1024),
     ],
 )
 def test_defaults(read: Callable[[], Any], expected: Any) -> None:
@@ -72,6 +74,8 @@ def test_defaults(read: Callable[[], Any], expected: Any) -> None:
         ("REDIS_KEY_PREFIX", "clinicA", settings.socketio_channel, "clinicA:socketio"),
         ("TRACKER_STORE_SYNC", "full", settings.tracker_store_sync, "FULL"),
         ("CLINIC_PROFILE", "/srv/clinic.yml", settings.clinic_profile_path, "/srv/clinic.yml"),
+        ("MAX_MESSAGE_CHARS", " 1600 ", settings.max_message_chars, 1600),
+        ("RASA_MAX_REQUEST_BYTES", "262144", settings.rasa_max_request_bytes, 262144),
     ],
 )
 def test_values(monkeypatch: pytest.MonkeyPatch, name: str, value: str, read: Callable[[], Any],
@@ -90,6 +94,10 @@ def test_values(monkeypatch: pytest.MonkeyPatch, name: str, value: str, read: Ca
         ("WEB_WIDGET_COLOR", "red", settings.web_widget_color),
         ("REDIS_KEY_PREFIX", "clinic:a", settings.redis_key_prefix),
         ("TRACKER_STORE_SYNC", "sometimes", settings.tracker_store_sync),
+        ("MAX_MESSAGE_CHARS", "99", settings.max_message_chars),
+        ("MAX_MESSAGE_CHARS", "4k", settings.max_message_chars),
+        ("RASA_MAX_REQUEST_BYTES", "1000", settings.rasa_max_request_bytes),
+        ("RASA_MAX_REQUEST_BYTES", "-1", settings.rasa_max_request_bytes),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str,

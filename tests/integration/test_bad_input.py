@@ -1,8 +1,10 @@
-"""Bad input through the REST channel: a polite answer, never an error; nothing lost."""
+"""Bad input through the REST channel: a polite answer, never an error; nothing lost. A message
+over the channel's limit (4,000 characters) is refused with a clear answer instead."""
 
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 import uuid
 
@@ -11,7 +13,7 @@ import pytest
 BAD_INPUTS = {
     "empty": "",
     "whitespace": "   \n\t  ",
-    "huge": ("how much does it cost? " * 900)[:20_000],
+    "huge": ("how much does it cost? " * 900)[:4_000],  # the REST channel's limit (MAX_MESSAGE_CHARS)
     "emoji": "🙂🙂🙏",
     "binary": "\x00\x01\x02\x7f\x1b[0m\ufffd\ufffd\x03",
     "spanish": "¿Cuánto cuesta una consulta?",
@@ -44,7 +46,19 @@ def test_bad_input_gets_a_polite_answer_and_is_kept(running_stack, kind):
 
 
 def test_huge_message_still_sees_a_crisis_at_its_end(running_stack):
-    text = "so I was reading about infusions. " * 580 + "honestly I just want to kill myself"
+    text = "so I was reading about infusions. " * 115 + "honestly I just want to kill myself"
+    assert len(text) <= 4_000
     message = {"sender": f"huge-{uuid.uuid4().hex[:8]}", "message": text}
     _, replies = _post(running_stack, "/webhooks/rest/webhook", message)
     assert "988" in " ".join(r.get("text") or "" for r in replies)
+
+
+def test_a_message_over_the_limit_is_refused_with_a_clear_answer_and_not_kept(running_stack):
+    sender = f"bad-toolong-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(running_stack, "/webhooks/rest/webhook", {"sender": sender, "message": "how much? " * 401})
+    assert refused.value.code == 413
+    assert "Please send a shorter message" in json.load(refused.value)["error"]
+
+    _, tracker = _post(running_stack, f"/conversations/{sender}/tracker")
+    assert [e for e in tracker["events"] if e["event"] == "user"] == []

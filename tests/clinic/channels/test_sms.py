@@ -64,10 +64,14 @@ def test_help_names_the_clinic_its_phone_rates_and_how_to_opt_out(texts: SmsText
     assert "Msg & data rates may apply" in text and "Reply STOP to opt out" in text
 
 
-def test_the_line_texts_are_short_single_messages(texts: SmsTexts) -> None:
-    for name in sms.TEXT_NAMES:
-        text = texts.get(name)
-        assert text and len(text) <= 200 and "{" not in text, name
+@pytest.mark.parametrize("name", sms.TEXT_NAMES)
+def test_each_line_text_is_a_short_single_message(texts: SmsTexts, name: str) -> None:
+    text = texts.get(name)
+
+    assert text and len(text) <= 200 and "{" not in text
+
+
+def test_the_line_texts_say_what_they_are_for(texts: SmsTexts) -> None:
     assert "\n" not in texts.get("privacy_note") and "private" in texts.get("privacy_note")
     assert "START" in texts.get("opted_out") and "988" in texts.get("opted_out")
     assert "STOP" in texts.get("opted_in")
