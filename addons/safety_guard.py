@@ -35,6 +35,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from addons.intent_ranking import promote
 from clinic.safety.guard import GuardResult, default_guard
 
 GUARD_KEY = "guard"
@@ -276,16 +277,11 @@ class SafetyGuard(GraphComponent):
             and intents[i]["confidence"] >= _SENTENCE_INTENT_CONFIDENCE
         ]
         if asked:
-            best = max(asked, key=lambda s: s["confidence"])
-            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != best["name"]]
-            message.set(INTENT, dict(best), add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [dict(best), *ranking], add_to_output=True)
+            promote(message, max(asked, key=lambda s: s["confidence"]))
 
     @staticmethod
     def _override_intent(message: Message, intent: str) -> None:
-        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != intent]
-        message.set(INTENT, {"name": intent, "confidence": 1.0}, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": 1.0}, *ranking], add_to_output=True)
+        promote(message, {"name": intent, "confidence": 1.0})
 
     @staticmethod
     def _veto(message: Message, excluded: set[str], threshold: float) -> None:

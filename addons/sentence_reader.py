@@ -21,10 +21,11 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from addons.intent_ranking import promote
 from clinic.reading.ngrams import LinearScorer, NgramFeatures
 from clinic.reading.sentences import split_sentences
 from clinic.safety.guard import default_guard
@@ -165,7 +166,4 @@ class SentenceReader(GraphComponent):
         ]
         if not candidates:
             return
-        chosen = max(candidates, key=lambda s: s["confidence"])
-        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != chosen["name"]]
-        message.set(INTENT, {"name": chosen["name"], "confidence": chosen["confidence"]}, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, [dict(chosen), *ranking], add_to_output=True)
+        promote(message, max(candidates, key=lambda s: s["confidence"]))
