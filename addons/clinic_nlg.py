@@ -7,7 +7,7 @@ responses from domain.yml inside the Rasa server (no action server or HTTP hop),
 Rasa builds this NLG once in every Rasa server this project starts (from endpoints.yml), so its
 constructor is where the server's process is prepared, explicitly and in one place:
 :func:`addons.rasa_patches.install` (the changes to Rasa's own code),
-:mod:`addons.action_failures` (a custom action that cannot run gets the patient a safe message)
+:mod:`addons.rasa_patches.action_failures` (a custom action that cannot run gets the patient a safe message)
 and :mod:`clinic.log_hygiene` (no patient data in logs at INFO and above).
 """
 
@@ -19,7 +19,7 @@ from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import EndpointConfig
 
-from addons import action_failures, rasa_patches
+from addons import rasa_patches
 from clinic import log_hygiene
 from clinic.profile import ProfileCache
 
@@ -32,7 +32,6 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         server = endpoint_config is not None  # created by a Rasa server from endpoints.yml (not a unit test)
         # the one call site of the Rasa patches (server: with fair turns, a few messages at a time)
         rasa_patches.install(server=server)
-        action_failures.install()  # a failed custom action: a safe message, crisis rules still run
         if server:
             log_hygiene.install()  # INFO+ logs: no message text, phone numbers or emails
         self._profile = ProfileCache()

@@ -7,6 +7,7 @@ the patch modules import the Rasa internals they replace.
 from __future__ import annotations
 
 from addons.rasa_patches import (
+    action_failures,
     action_reply_validation,
     action_server_sessions,
     debug_log_copies,
@@ -34,5 +35,6 @@ PATCHES: list[Patch] = [
     tracker_copy.PATCH,
     rule_index.PATCH,
     debug_log_copies.PATCH,
+    action_failures.PATCH,
     fair_turns.PATCH,  # server only
 ]

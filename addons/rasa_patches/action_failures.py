@@ -1,9 +1,10 @@
-"""A custom action that cannot run never leaves the patient in silence or without crisis help.
+"""Replaces ``RemoteAction.run`` and ``FormAction.validate_slots``: a custom action that cannot
+run never leaves the patient in silence or without crisis help.
 
-Rasa 3.6, when the action server is down (or an action fails with an error), logs the failure and
-carries on as if the action had returned nothing: the patient gets no answer, and inside a form
-even a crisis message gets none (the form's validation fails before the crisis rule can run).
-Installed by the Rasa server's NLG (:mod:`addons.clinic_nlg`), this module changes that:
+Why: Rasa 3.6, when the action server is down (or an action fails with an error), logs the
+failure and carries on as if the action had returned nothing: the patient gets no answer, and
+inside a form even a crisis message gets none (the form's validation fails before the crisis rule
+can run). With this patch:
 
 1. **A custom action that fails** (``action_escalate_to_staff``, ``action_crisis_protocol``, the
    hand-off hold, a booking step...) answers with ``utter_escalation_failed`` instead ("I couldn't
@@ -18,8 +19,7 @@ Installed by the Rasa server's NLG (:mod:`addons.clinic_nlg`), this module chang
    number or time is booked later); the patient gets the message above and the same question
    again. The form stays active: once the action server is back, the booking goes on.
 
-Rejections (``ActionExecutionRejection``) keep Rasa's behaviour. :func:`install` is idempotent;
-:func:`uninstall` restores Rasa's originals (tests).
+Rejections (``ActionExecutionRejection``) keep Rasa's behaviour.
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ from rasa.core.actions.forms import FormAction
 from rasa.shared.core.events import Event, SlotSet
 from rasa.shared.exceptions import RasaException
 
+from addons.rasa_patches.patch import Patch, Replacement
+
 logger = logging.getLogger(__name__)
 SAFE_RESPONSE = "utter_escalation_failed"
 _REMEMBERED_TURNS = 2000
 
 _lock = threading.Lock()
-_originals: dict[str, Any] = {}
 _told: OrderedDict[tuple[str, str], None] = OrderedDict()  # (conversation, message id) already told
 
 
@@ -70,7 +71,7 @@ async def _run_remote_action(
     self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any
 ) -> list[Event]:
     try:
-        return await _originals["remote_run"](self, output_channel, nlg, tracker, domain)
+        return await RUN.original(self, output_channel, nlg, tracker, domain)
     except ActionExecutionRejection:
         raise
     except RasaException:
@@ -83,7 +84,7 @@ async def _validate_slots(
     self: FormAction, slot_candidates: dict[str, Any], tracker: Any, domain: Any, output_channel: Any, nlg: Any
 ) -> list[Event]:
     try:
-        return await _originals["validate_slots"](self, slot_candidates, tracker, domain, output_channel, nlg)
+        return await VALIDATE.original(self, slot_candidates, tracker, domain, output_channel, nlg)
     except ActionExecutionRejection:
         raise
     except RasaException:
@@ -97,26 +98,11 @@ async def _validate_slots(
                 *await safe_message(f"validate_{self.name()}", tracker, output_channel, nlg)]
 
 
-def install() -> None:
-    """Installs the safe handling of failed custom actions (idempotent)."""
+def _forget() -> None:
     with _lock:
-        if "remote_run" in _originals:
-            return
-        _originals["remote_run"] = RemoteAction.run
-        _originals["validate_slots"] = FormAction.validate_slots
-        RemoteAction.run = _run_remote_action  # type: ignore[method-assign]
-        FormAction.validate_slots = _validate_slots  # type: ignore[method-assign]
-
-
-def uninstall() -> None:
-    """Restores Rasa's originals (tests)."""
-    with _lock:
-        if "remote_run" not in _originals:
-            return
-        RemoteAction.run = _originals.pop("remote_run")  # type: ignore[method-assign]
-        FormAction.validate_slots = _originals.pop("validate_slots")  # type: ignore[method-assign]
         _told.clear()
 
 
-def installed() -> bool:
-    return "remote_run" in _originals
+RUN = Replacement(RemoteAction, "run", _run_remote_action)
+VALIDATE = Replacement(FormAction, "validate_slots", _validate_slots)
+PATCH = Patch("action failures", [RUN, VALIDATE], reset=_forget)

@@ -1,4 +1,4 @@
-"""addons.action_failures: a custom action that cannot run answers with a safe message, and a
+"""addons.rasa_patches.action_failures: a custom action that cannot run answers with a safe message, and a
 form whose validation cannot run lets other rules (the crisis rule) handle non-answers.
 
 The action server is a closed port (connection refused), as when it was killed.
@@ -22,10 +22,10 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
-from addons import action_failures
 from addons.clinic_nlg import ClinicNLG
+from addons.rasa_patches import action_failures
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +48,20 @@ def dead_action_server() -> EndpointConfig:
 
 @pytest.fixture
 def installed() -> Iterator[None]:
-    was = action_failures.installed()
-    action_failures.install()
+    was = action_failures.PATCH.installed
+    action_failures.PATCH.install()
     yield
     if not was:
-        action_failures.uninstall()
+        action_failures.PATCH.uninstall()
 
 
 @pytest.fixture
 def uninstalled(nlg: ClinicNLG) -> Iterator[None]:  # after the NLG, which installs it
-    was = action_failures.installed()
-    action_failures.uninstall()
+    was = action_failures.PATCH.installed
+    action_failures.PATCH.uninstall()
     yield
     if was:
-        action_failures.install()
+        action_failures.PATCH.install()
 
 
 def _run(coroutine):
@@ -132,8 +132,8 @@ def test_a_form_message_that_answers_nothing_rejects_the_form_so_the_crisis_rule
 
 def test_install_is_idempotent_and_uninstall_restores(uninstalled: None) -> None:
     original = RemoteAction.run
-    action_failures.install()
-    action_failures.install()
+    action_failures.PATCH.install()
+    action_failures.PATCH.install()
     assert RemoteAction.run is not original
-    action_failures.uninstall()
+    action_failures.PATCH.uninstall()
     assert RemoteAction.run is original
