@@ -135,23 +135,12 @@ class SafetyGuard(GraphComponent):
         text = message.get(TEXT) or ""
         reading = message.get(READING_KEY) or {}
         sentences: list[str] = reading.get("sentences") or []
-        whole = self._guard.check(text)
-        by_sentence = [self._guard.check(s) for s in sentences]
-        result, deciding = _most_severe(whole, by_sentence)
-        not_now = None
-        if result.category == "emergency":
-            firing = [s for s, r in zip(sentences, by_sentence) if r.category == "emergency"] or [text]
-            if all(not_happening_now(piece) for piece in firing):
-                not_now = result.rule
-                result = GuardResult(language=whole.language, medical_terms=whole.medical_terms)
+        result, by_sentence, verdict = self._read(text, sentences)
         classified = (message.get(INTENT) or {}).get("name")
-        verdict = result.as_dict() | {"classifier_intent": classified, "sentence": deciding}
-        if not_now:
-            verdict["not_now"] = not_now
+        verdict["classifier_intent"] = classified
         if reading.get("risk"):
             verdict["risk"] = reading["risk"]
         risk_verdict = (reading.get("risk") or {}).get("verdict")
-
         classifier_sure = (
             classified == "crisis" and float((message.get(INTENT) or {}).get("confidence") or 0) >= CLASSIFIER_SURE
         )
@@ -164,41 +153,71 @@ class SafetyGuard(GraphComponent):
             verdict |= {"category": result.category, "rule": "risk_model"}
             self._override_intent(message, "crisis")
         else:
-            general_question = self._preamble_then_general_question(sentences, by_sentence, reading)
-            if result.category == "medical" and general_question:
-                verdict |= {"category": None, "rule": None, "context_only": result.rule}
-                result.category = None
-            if result.fired:
-                intent = _GUARD_INTENT[result.category]
-                if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
-                    self._override_intent(message, intent)
-            elif result.idioms and (
-                classified == "crisis" or (classified == "medical_question" and not result.medical_terms)
-            ):
-                # The only danger words sit inside an everyday idiom ("I'd kill for a coffee") and
-                # no crisis phrase or medical term matched: take the classifier's next choice.
-                excluded = {"crisis", classified} | (set() if result.medical_terms else {"medical_question"})
-                self._veto(message, excluded, self._threshold)
-                verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
-            elif general_question and classified == "medical_question":
-                self._take_question_intent(message, sentences, reading)
-                verdict.setdefault("context_only", "classifier")
-            current = (message.get(INTENT) or {}).get("name")
-            unconfirmed = risk_verdict == "confident" or (
-                risk_verdict == "uncertain" and not self._risk_outweighed(message, reading, result)
-            )
-            if unconfirmed or current == "crisis":
-                # Not confirmed by any lexicon rule: ask, and resume the best non-crisis intent.
-                verdict["safety"] = "checkin"
-                if current == "crisis" and result.fired:
-                    # the guard's own verdict (a personal medical question, a person) still holds:
-                    # staff get it in this turn, beside the question
-                    self._override_intent(message, _GUARD_INTENT[result.category])
-                elif current == "crisis":
-                    self._veto(message, {"crisis"}, self._threshold)
+            self._below_crisis(message, result, verdict, sentences, by_sentence, reading)
         message.set(GUARD_KEY, verdict, add_to_output=True)
         crisis = (message.get(INTENT) or {}).get("name") == "crisis"
         self._add_entities(message, text, result, crisis)
+
+    def _read(self, text: str, sentences: list[str]) -> tuple[GuardResult, list[GuardResult], dict[str, Any]]:
+        """The lexicon guard on the whole message and each sentence; the most severe verdict."""
+        whole = self._guard.check(text)
+        by_sentence = [self._guard.check(s) for s in sentences]
+        result, deciding = _most_severe(whole, by_sentence)
+        not_now = None
+        if result.category == "emergency":
+            firing = [s for s, r in zip(sentences, by_sentence) if r.category == "emergency"] or [text]
+            if all(not_happening_now(piece) for piece in firing):
+                not_now = result.rule
+                result = GuardResult(language=whole.language, medical_terms=whole.medical_terms)
+        verdict = result.as_dict() | {"sentence": deciding}
+        if not_now:
+            verdict["not_now"] = not_now
+        return result, by_sentence, verdict
+
+    def _below_crisis(
+        self,
+        message: Message,
+        result: GuardResult,
+        verdict: dict[str, Any],
+        sentences: list[str],
+        by_sentence: list[GuardResult],
+        reading: dict[str, Any],
+    ) -> None:
+        """No confirmed crisis: medical, a person, an idiom veto, and whether to ask the check-in."""
+        classified = verdict["classifier_intent"]
+        risk_verdict = (reading.get("risk") or {}).get("verdict")
+        general_question = self._preamble_then_general_question(sentences, by_sentence, reading)
+        if result.category == "medical" and general_question:
+            verdict |= {"category": None, "rule": None, "context_only": result.rule}
+            result.category = None
+        if result.fired:
+            intent = _GUARD_INTENT[result.category]
+            if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
+                self._override_intent(message, intent)
+        elif result.idioms and (
+            classified == "crisis" or (classified == "medical_question" and not result.medical_terms)
+        ):
+            # The only danger words sit inside an everyday idiom ("I'd kill for a coffee") and
+            # no crisis phrase or medical term matched: take the classifier's next choice.
+            excluded = {"crisis", classified} | (set() if result.medical_terms else {"medical_question"})
+            self._veto(message, excluded, self._threshold)
+            verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
+        elif general_question and classified == "medical_question":
+            self._take_question_intent(message, sentences, reading)
+            verdict.setdefault("context_only", "classifier")
+        current = (message.get(INTENT) or {}).get("name")
+        unconfirmed = risk_verdict == "confident" or (
+            risk_verdict == "uncertain" and not self._risk_outweighed(message, reading, result)
+        )
+        if unconfirmed or current == "crisis":
+            # Not confirmed by any lexicon rule: ask, and resume the best non-crisis intent.
+            verdict["safety"] = "checkin"
+            if current == "crisis" and result.fired:
+                # the guard's own verdict (a personal medical question, a person) still holds:
+                # staff get it in this turn, beside the question
+                self._override_intent(message, _GUARD_INTENT[result.category])
+            elif current == "crisis":
+                self._veto(message, {"crisis"}, self._threshold)
 
     @staticmethod
     def _classifier_agrees(message: Message, reading: dict[str, Any]) -> bool:
