@@ -227,12 +227,7 @@ class SafetyGuard(GraphComponent):
         sentence. Otherwise a confident risk reading asks the check-in question instead: an
         n-gram model can be sure of "i just want to plan my week" for the wrong reason.
         """
-        piece = int((reading.get("risk") or {}).get("piece") or 0)
-        if piece == 0:
-            best = message.get(INTENT) or {}
-        else:
-            intents = reading.get("sentence_intents") or []
-            best = intents[piece - 1] if piece - 1 < len(intents) else {}
+        best = _intent_of_deciding_piece(message, reading)
         return best.get("name") == "crisis" and float(best.get("confidence") or 0) >= CLASSIFIER_SURE
 
     @staticmethod
@@ -249,12 +244,7 @@ class SafetyGuard(GraphComponent):
             return True
         if result.idioms and not result.fired:
             return True
-        piece = int((reading.get("risk") or {}).get("piece") or 0)
-        if piece == 0:
-            best = intent
-        else:
-            intents = reading.get("sentence_intents") or []
-            best = intents[piece - 1] if piece - 1 < len(intents) else {}
+        best = _intent_of_deciding_piece(message, reading)
         return best.get("name") not in (None, "crisis") and float(best.get("confidence") or 0) >= CLASSIFIER_OUTWEIGHS
 
     @staticmethod
@@ -330,6 +320,16 @@ class SafetyGuard(GraphComponent):
                 }
             )
         message.set(ENTITIES, entities, add_to_output=True)
+
+
+def _intent_of_deciding_piece(message: Message, reading: dict[str, Any]) -> dict[str, Any]:
+    """The intent read for the piece the risk model found riskiest: the classifier's for the
+    whole message, the sentence intent model's for a sentence ({} when there is none)."""
+    piece = int((reading.get("risk") or {}).get("piece") or 0)
+    if piece == 0:
+        return message.get(INTENT) or {}
+    intents = reading.get("sentence_intents") or []
+    return intents[piece - 1] if piece - 1 < len(intents) else {}
 
 
 def not_happening_now(piece: str) -> bool:

@@ -138,7 +138,7 @@ class SentenceReader(GraphComponent):
     def _read(self, message: Message) -> None:
         text = message.get(TEXT) or ""
         sentences = split_sentences(text)
-        risk = self.risk.read(pieces_of(text))
+        risk = self.risk.read(pieces_of(text, sentences))
         reading: dict[str, Any] = {
             "sentences": sentences if len(sentences) > 1 else [],
             "risk": risk.as_dict() | {"kind": risk.kind, "verdict": self.risk.verdict(risk)},

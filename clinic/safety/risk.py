@@ -145,9 +145,12 @@ class RiskModel:
         return cls(features, LinearScorer.load(directory / "risk.npz"), thresholds)
 
 
-def pieces_of(text: str) -> list[str]:
-    """The pieces a message is read by: the whole, then its sentences when it has several."""
-    sentences = split_sentences(text)
+def pieces_of(text: str, sentences: list[str] | None = None) -> list[str]:
+    """The pieces a message is read by: the whole, then its sentences when it has several.
+
+    ``sentences``: the message's sentences when the caller has split it already.
+    """
+    sentences = split_sentences(text) if sentences is None else sentences
     return [text, *sentences] if len(sentences) > 1 else [text]
 
 
