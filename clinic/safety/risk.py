@@ -4,8 +4,9 @@ The lexicon guard is exact and explainable but only knows the phrasings its auth
 The risk model is an n-gram classifier (:mod:`clinic.reading.ngrams`) trained on the labelled
 safety corpus: the NLU training data's ``crisis`` examples, those marked
 ``metadata: {risk: emergency}`` as emergencies, and every other example as ``none``. Character
-n-grams make it tolerant of typos and shorthand. It reads the whole message and each of its
-sentences of at least :data:`MIN_PIECE_WORDS` words; the riskiest piece decides. So that short
+n-grams make it tolerant of typos and shorthand. It reads the whole message, each of its
+sentences and each pair of neighbouring sentences of at least :data:`MIN_PIECE_WORDS` words
+(:func:`pieces_of`); the riskiest piece decides. So that short
 everyday sentences ("i want it", "no") are known to be harmless, the sentences of every ``none``
 example are training examples too, and the thresholds are chosen on messages read exactly that
 way (the riskiest of a held-out message's pieces).
@@ -146,12 +147,19 @@ class RiskModel:
 
 
 def pieces_of(text: str, sentences: list[str] | None = None) -> list[str]:
-    """The pieces a message is read by: the whole, then its sentences when it has several.
+    """The pieces a message is read by: the whole, its sentences when it has several, then each
+    pair of neighbouring sentences when it has three or more.
 
-    ``sentences``: the message's sentences when the caller has split it already.
+    A plan is often told across two short sentences inside a practical question ("can I book
+    the 12th? i've decided. it'll be after the wedding"): the whole message dilutes it and
+    neither sentence says it alone. ``sentences``: the message's sentences when the caller has
+    split it already.
     """
     sentences = split_sentences(text) if sentences is None else sentences
-    return [text, *sentences] if len(sentences) > 1 else [text]
+    if len(sentences) < 2:
+        return [text]
+    neighbours = [f"{a} {b}" for a, b in zip(sentences, sentences[1:])] if len(sentences) > 2 else []
+    return [text, *sentences, *neighbours]
 
 
 def choose_thresholds(scores: np.ndarray, risky: np.ndarray) -> Thresholds:

@@ -46,6 +46,30 @@ def test_the_riskiest_piece_decides(model: RiskModel) -> None:
     assert reading.score > model.read([text]).score
 
 
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("how much is it", ["how much is it"]),
+        ("thanks. how much is it?", ["thanks. how much is it?", "thanks.", "how much is it?"]),
+        (
+            "hi. can i book. for friday",
+            ["hi. can i book. for friday", "hi.", "can i book.", "for friday", "hi. can i book.", "can i book. for friday"],
+        ),
+    ],
+)
+def test_a_message_is_read_whole_by_sentence_and_by_neighbouring_pair(text: str, pieces: list[str]) -> None:
+    assert pieces_of(text) == pieces
+
+
+def test_a_risk_told_across_two_short_sentences_is_read_by_their_pair(model: RiskModel) -> None:
+    text = "where is the clinic located exactly? how much does parking cost? i cant go. on like this"
+
+    reading = model.read(pieces_of(text))
+
+    assert pieces_of(text)[reading.piece] == "i cant go. on like this"
+    assert reading.score > model.read([text]).score
+
+
 def test_short_sentences_are_read_only_within_the_whole(model: RiskModel) -> None:
     assert model.read(["where is it? i want", "where is it?", "i want"]).piece == 0
 
