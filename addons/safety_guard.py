@@ -20,7 +20,8 @@ It reads the whole message and each of its sentences with the lexicon guard
 The verdict goes to the parse data under ``guard`` (rule, matched words, deciding sentence,
 risk scores), so the escalation record and the console show what decided. A classifier
 ``crisis`` (or ``medical_question`` with no medical term) whose only danger words sit in a known
-idiom is vetoed as before. The entity ``language`` (``en`` | ``es``) is set on every message.
+idiom is vetoed as before. The entity ``language`` (``en`` | ``es``) is set by every message that
+tells it (:mod:`clinic.reading.language`); others keep the conversation's language.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from addons.intent_ranking import promote
+from clinic.channels import MEDIA_METADATA_KEY
+from clinic.reading.language import SPANISH, detect_language
 from clinic.safety.guard import GuardResult, default_guard
 
 GUARD_KEY = "guard"
@@ -44,6 +47,9 @@ _GUARD_INTENT = {"crisis": "crisis", "emergency": "crisis", "medical": "medical_
 _SEVERITY = {"crisis": 3, "medical_question": 2, "request_human": 1}
 _CATEGORY_RANK = {"crisis": 2, "emergency": 1}
 CLASSIFIER_OUTWEIGHS = 0.8  # a classifier this sure of a non-crisis intent outweighs an uncertain risk
+# Pleasantries are what a model falls back on for a short message it cannot place ("I have a
+# plan and a date" read as goodbye): being sure of one says nothing against a risk reading.
+_CANNOT_OUTWEIGH = frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "nlu_fallback"})
 CLASSIFIER_SURE = 0.9  # a classifier this sure of a crisis, with an uncertain risk reading, is confident
 _QUESTION_START = re.compile(
     r"^\s*(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|will|would|"
@@ -97,6 +103,12 @@ _LOGISTIC_TOPICS = frozenset(
     }
 )
 _SENTENCE_INTENT_CONFIDENCE = 0.5
+
+
+def _sent_with_picture(message: Message) -> bool:
+    """Whether the channel says pictures or files came with the text."""
+    metadata = message.get("metadata")
+    return isinstance(metadata, dict) and bool(metadata.get(MEDIA_METADATA_KEY))
 
 
 def is_question(sentence: str) -> bool:
@@ -190,6 +202,10 @@ class SafetyGuard(GraphComponent):
         if result.category == "medical" and general_question:
             verdict |= {"category": None, "rule": None, "context_only": result.rule}
             result.category = None
+        if not result.fired and result.medical_terms and _sent_with_picture(message):
+            # the picture makes it personal: "what's this rash?" asks about the patient's own skin
+            result.category, result.rule, result.matched = "medical", "with_picture", list(result.medical_terms)
+            verdict |= {"category": "medical", "rule": "with_picture", "matched": result.matched}
         if result.fired:
             intent = _GUARD_INTENT[result.category]
             if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
@@ -245,7 +261,10 @@ class SafetyGuard(GraphComponent):
         if result.idioms and not result.fired:
             return True
         best = _intent_of_deciding_piece(message, reading)
-        return best.get("name") not in (None, "crisis") and float(best.get("confidence") or 0) >= CLASSIFIER_OUTWEIGHS
+        return (
+            best.get("name") not in (None, "crisis", *_CANNOT_OUTWEIGH)
+            and float(best.get("confidence") or 0) >= CLASSIFIER_OUTWEIGHS
+        )
 
     @staticmethod
     def _preamble_then_general_question(
@@ -303,8 +322,10 @@ class SafetyGuard(GraphComponent):
 
     @staticmethod
     def _add_entities(message: Message, text: str, result: GuardResult, crisis: bool) -> None:
-        """``language`` on every message (it picks English or Spanish replies); ``crisis_kind`` on a crisis."""
-        found = [("language", result.language)]
+        """``language`` when the message tells it (it picks English or Spanish replies, and the slot
+        keeps it through short messages); ``crisis_kind`` on a crisis."""
+        language = detect_language(text) or (SPANISH if crisis and result.language == SPANISH else None)
+        found = [("language", language)] if language else []
         if crisis:
             found.append(("crisis_kind", "emergency" if result.category == "emergency" else "self_harm"))
         entities = [e for e in message.get(ENTITIES) or [] if e.get("entity") not in ("crisis_kind", "language")]

@@ -270,6 +270,15 @@ def test_an_uncertain_reading_is_outweighed(component: SafetyGuard, ranking) -> 
     assert "safety" not in message.get(GUARD_KEY)
 
 
+@pytest.mark.parametrize("pleasantry", ["goodbye", "thanks", "greet", "affirm"])
+def test_a_sure_pleasantry_does_not_outweigh_an_uncertain_reading(component: SafetyGuard, pleasantry: str) -> None:
+    message = with_reading(classified("i have it all worked out now", (pleasantry, 0.95)), "uncertain")
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+
+
 def test_an_uncertain_reading_resting_on_an_idiom_is_outweighed(component: SafetyGuard) -> None:
     message = with_reading(classified("my mom will kill me if i miss it", ("out_of_scope", 0.5)), "uncertain")
 
@@ -460,3 +469,32 @@ def test_a_spanish_question_sets_the_language_without_a_crisis(component: Safety
 
     assert message.get(INTENT)["name"] == "nlu_fallback"
     assert entities(message) == {"language": "es"}
+
+
+@pytest.mark.parametrize("text", ["ok", "Maria Lopez", "555-0142"])
+def test_a_message_that_does_not_tell_the_language_keeps_the_conversations(component: SafetyGuard, text: str) -> None:
+    message = classified(text, ("affirm", 0.9))
+
+    component.process([message])
+
+    assert "language" not in entities(message)
+
+
+@pytest.mark.parametrize(("media", "intent"), [(1, "medical_question"), (0, "out_of_scope"), (None, "out_of_scope")])
+def test_a_symptom_written_with_a_picture_is_the_patients_own(component: SafetyGuard, media, intent: str) -> None:
+    message = classified("what's this rash?", ("out_of_scope", 0.55))
+    if media is not None:
+        message.set("metadata", {"media": media})
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == intent
+
+
+def test_a_picture_alone_does_not_make_a_question_medical(component: SafetyGuard) -> None:
+    message = classified("what's this?", ("out_of_scope", 0.48))
+    message.set("metadata", {"media": 1})
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "out_of_scope"

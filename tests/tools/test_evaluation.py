@@ -240,3 +240,18 @@ def test_load_cases_notes_the_file(tmp_path: Path) -> None:
     (tmp_path / "cases" / "small.yml").write_text('- {text: "hi", expect: other}\n', encoding="utf-8")
 
     assert load_cases(tmp_path) == [{"text": "hi", "expect": "other", "file": "small.yml"}]
+
+
+def _cost_answer(text: str) -> Outcome:
+    return _outcome(actions=["utter_faq_cost_insurance"], utter_actions=["utter_faq_cost_insurance"], texts=[text])
+
+
+@pytest.mark.parametrize(
+    ("outcome", "ok"),
+    [
+        (_cost_answer("Una infusión cuesta $450. Tenemos planes de pago para usted."), True),
+        (_cost_answer("One infusion is $450. We have payment plans for you."), False),  # right topic, wrong language
+    ],
+)
+def test_a_spanish_set_needs_the_answer_in_spanish(outcome: Outcome, ok: bool) -> None:
+    assert passes("faq", ["cost_insurance"], outcome, reply_language="es") is ok

@@ -74,6 +74,7 @@ def test_every_result_names_its_rule_and_the_words_it_read(guard) -> None:
         ("my son says he wants to kill himself", "crisis", "self_harm", "kill himself"),
         ("I'm going to hurt my neighbor", "crisis", "harm_to_others", "hurt"),
         ("I took all my pills on purpose", "crisis", "intentional_overdose", "pills"),
+        ("swallowed extra seroquel on purpose last night", "crisis", "intentional_overdose", "on purpose"),
         ("my dad is having a seizure", "emergency", "acute_emergency", "seizure"),
         ("I'm on lexapro, can I do this?", "medical", "named_medicine", "lexapro"),
         ("how many mg should I get", "medical", "personal_dose", "mg"),

@@ -1,0 +1,61 @@
+"""clinic.reading.language: the conversation's language is set only by messages that tell it."""
+
+from __future__ import annotations
+
+import pytest
+
+from clinic.reading.language import detect_language, requested_language
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hola",
+        "gracias!",
+        "cuanto cuesta el infusion?",
+        "Buenas tardes, ¿tienen citas el sábado?",
+        "mi mama toma pastillas para la presion, puede hacerlo?",
+        "q precio tiene la consulta porfa",
+    ],
+)
+def test_spanish_and_code_switching_read_as_spanish(text: str) -> None:
+    assert detect_language(text) == "es"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how much is an infusion?",
+        "thanks",
+        "can i book for tuesday",
+        "is it safe if you have anxiety",
+        "everything feels pointless lately",
+    ],
+)
+def test_english_reads_as_english(text: str) -> None:
+    assert detect_language(text) == "en"
+
+
+@pytest.mark.parametrize("text", ["ok", "si", "no", "Maria Lopez", "555-0142", "kms", "", "👍", "lol"])
+def test_short_or_neutral_messages_keep_the_current_language(text: str) -> None:
+    assert detect_language(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("en español por favor", "es"),
+        ("Do you speak Spanish?", "es"),
+        ("¿hablan español?", "es"),
+        ("english please", "en"),
+        ("¿me puede contestar en inglés?", "en"),
+        ("espanol", "es"),
+    ],
+)
+def test_an_explicit_request_switches_the_language(text: str, language: str) -> None:
+    assert requested_language(text) == language
+    assert detect_language(text) == language
+
+
+def test_asking_whether_staff_speak_spanish_is_not_a_request_to_switch() -> None:
+    assert requested_language("is there anyone at the front desk who speaks spanish for my mom") is None
