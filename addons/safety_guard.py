@@ -38,7 +38,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from addons.intent_ranking import promote
 from clinic.channels import MEDIA_METADATA_KEY
-from clinic.reading.language import SPANISH, detect_language
+from clinic.reading.language import LANGUAGES, SPANISH, detect_language
 from clinic.safety.guard import GuardResult, default_guard
 
 GUARD_KEY = "guard"
@@ -324,7 +324,11 @@ class SafetyGuard(GraphComponent):
     def _add_entities(message: Message, text: str, result: GuardResult, crisis: bool) -> None:
         """``language`` when the message tells it (it picks English or Spanish replies, and the slot
         keeps it through short messages); ``crisis_kind`` on a crisis."""
-        language = detect_language(text) or (SPANISH if crisis and result.language == SPANISH else None)
+        language = (
+            detect_language(text)
+            or _page_language(message)
+            or (SPANISH if crisis and result.language == SPANISH else None)
+        )
         found = [("language", language)] if language else []
         if crisis:
             found.append(("crisis_kind", "emergency" if result.category == "emergency" else "self_harm"))
@@ -341,6 +345,14 @@ class SafetyGuard(GraphComponent):
                 }
             )
         message.set(ENTITIES, entities, add_to_output=True)
+
+
+def _page_language(message: Message) -> str | None:
+    """The language the patient's page or app asked for (the widget sends it with the first
+    message of a conversation, from ``data-language`` or the page's ``lang``)."""
+    metadata = message.get("metadata")
+    language = metadata.get("language") if isinstance(metadata, dict) else None
+    return language if language in LANGUAGES else None
 
 
 def _intent_of_deciding_piece(message: Message, reading: dict[str, Any]) -> dict[str, Any]:

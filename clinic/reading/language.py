@@ -15,6 +15,7 @@ import unicodedata
 
 SPANISH = "es"
 ENGLISH = "en"
+LANGUAGES = (ENGLISH, SPANISH)
 
 # Grammar words and everyday clinic words, written without accents (messages are folded).
 _SPANISH_WORDS = frozenset(

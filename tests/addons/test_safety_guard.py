@@ -498,3 +498,21 @@ def test_a_picture_alone_does_not_make_a_question_medical(component: SafetyGuard
     component.process([message])
 
     assert message.get(INTENT)["name"] == "out_of_scope"
+
+
+def test_the_pages_language_sets_the_conversations_when_the_text_does_not_tell(component: SafetyGuard) -> None:
+    message = classified("ok", ("affirm", 0.9))
+    message.set("metadata", {"language": "es"})
+
+    component.process([message])
+
+    assert entities(message) == {"language": "es"}
+
+
+def test_what_the_patient_writes_outweighs_the_pages_language(component: SafetyGuard) -> None:
+    message = classified("how much does an infusion cost?", ("faq_cost_insurance", 0.9))
+    message.set("metadata", {"language": "es"})
+
+    component.process([message])
+
+    assert entities(message) == {"language": "en"}
