@@ -152,8 +152,12 @@ def _ref_value(appointment: Appointment) -> dict[str, Any]:
             "backend": appointment.backend, "external_uid": appointment.external_uid, "phone": appointment.phone}
 
 
-def _when_text(when: datetime | None, profile: ClinicProfile) -> str:
-    return display_slot(when, profile.tz) if when is not None else "the time you asked for"
+def _when_text(when: datetime | None, profile: ClinicProfile, tracker: Tracker) -> str:
+    """The slot as the patient reads it, in the conversation's language."""
+    language = tracker.get_slot("language")
+    if when is None:
+        return "día que pediste" if language == "es" else "the time you asked for"  # after "el", "del", "al"
+    return display_slot(when, profile.tz, language)
 
 
 def _clear() -> list[EventType]:
@@ -227,7 +231,9 @@ class _BookingAnswers(FormValidationAction, ABC):
             return {"preferred_time": _iso(previous)}  # already read (the form resumed)
         parsed = parse_preferred_time(str(value or ""), profile, now)
         if parsed.problem is not None:
-            extra = {"blocked_day": display_date(parsed.when.date())} if parsed.problem == "blocked" else {}
+            extra: dict[str, str] = {}
+            if parsed.problem == "blocked":
+                extra["blocked_day"] = display_date(parsed.when.date(), tracker.get_slot("language"))
             dispatcher.utter_message(response=TIME_PROBLEMS[parsed.problem],
                                      horizon_days=str(profile.booking.horizon_days), **extra)
             return {"preferred_time": None}
@@ -366,7 +372,7 @@ class _ManageAnswers(_BookingAnswers, ABC):
         if found is not None:
             if self.form_name() == "reschedule_form":
                 dispatcher.utter_message(response="utter_booking_found",
-                                         preferred_time_display=_when_text(found.start, _profile()))
+                                         preferred_time_display=_when_text(found.start, _profile(), tracker))
             return {"booking_code": found.code, "booking_ref": _ref_value(found), "lookup_attempts": None}
         attempts = int(tracker.get_slot("lookup_attempts") or 0) + 1
         if attempts >= MAX_LOOKUPS:
@@ -441,8 +447,9 @@ class ActionAskSlotChoice(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         profile = _profile()
         slots = offered(tracker)
-        buttons = [{"title": short_slot(s.start, profile.tz), "payload": f'/inform{{"slot_choice":"{_iso(s.start)}"}}'}
-                   for s in slots]
+        language = tracker.get_slot("language")
+        buttons = [{"title": short_slot(s.start, profile.tz, language),
+                    "payload": f'/inform{{"slot_choice":"{_iso(s.start)}"}}'} for s in slots]
         buttons.append({"title": "Other times", "payload": '/inform{"slot_choice":"other"}'})
         data = tracker.get_slot("offered_slots") or {}
         preferred = _parse_iso(data.get("preferred")) if isinstance(data, dict) else None
@@ -450,7 +457,7 @@ class ActionAskSlotChoice(Action):
             dispatcher.utter_message(response="utter_ask_slot_choice_earliest", buttons=buttons)
         else:
             dispatcher.utter_message(response="utter_ask_slot_choice", buttons=buttons,
-                                     preferred_time_display=_when_text(preferred, profile))
+                                     preferred_time_display=_when_text(preferred, profile, tracker))
         return []
 
 
@@ -463,11 +470,11 @@ class ActionAskBookingConfirmed(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         profile = _profile()
         slot = _chosen_slot(tracker, profile)
-        when = _when_text(slot.start if slot else None, profile)
+        when = _when_text(slot.start if slot else None, profile, tracker)
         if tracker.active_loop.get("name") == "reschedule_form":
             current = _appointment(tracker)
             dispatcher.utter_message(response="utter_ask_reschedule_confirmed", preferred_time_display=when,
-                                     old_time_display=_when_text(current.start if current else None, profile),
+                                     old_time_display=_when_text(current.start if current else None, profile, tracker),
                                      buttons=_yes_no_buttons("Yes, move it", "No, another time"))
             return []
         email = tracker.get_slot("email")
@@ -494,8 +501,8 @@ class ActionAskCancelConfirmed(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         current = _appointment(tracker)
-        dispatcher.utter_message(response="utter_ask_cancel_confirmed",
-                                 preferred_time_display=_when_text(current.start if current else None, _profile()),
+        when = _when_text(current.start if current else None, _profile(), tracker)
+        dispatcher.utter_message(response="utter_ask_cancel_confirmed", preferred_time_display=when,
                                  buttons=_yes_no_buttons("Yes, cancel it", "No, keep it"))
         return []
 
@@ -542,7 +549,7 @@ class ActionSubmitBooking(Action):
             return []  # the form was left before it was complete: nothing to book
         draft = BookingDraft(_patient(tracker), slot, tracker.sender_id, channel_of(tracker),
                              display_slot(slot.start, profile.tz))
-        when = _when_text(slot.start, profile)
+        when = _when_text(slot.start, profile, tracker)
         try:
             if tracker.get_slot("slot_choice") == REQUEST:
                 outcome = await asyncio.to_thread(booking.book_request, draft, profile=profile,
@@ -556,7 +563,7 @@ class ActionSubmitBooking(Action):
         if outcome.status == "taken":
             return _retake(outcome, "booking_form", profile, tracker, dispatcher, when)
         details = {
-            "preferred_time_display": _when_text(outcome.appointment.start, profile),
+            "preferred_time_display": _when_text(outcome.appointment.start, profile, tracker),
             "booking_code": outcome.appointment.code,
             "phone_display": display_phone(draft.patient.phone),
         }
@@ -579,7 +586,7 @@ class ActionSubmitReschedule(Action):
         slot = _chosen_slot(tracker, profile)
         if current is None or slot is None or tracker.get_slot("booking_confirmed") is not True:
             return []
-        when = _when_text(slot.start, profile)
+        when = _when_text(slot.start, profile, tracker)
         try:
             if tracker.get_slot("slot_choice") == REQUEST and not current.is_request:
                 outcome = await asyncio.to_thread(booking.request_reschedule, current, slot,
@@ -613,7 +620,7 @@ class ActionSubmitCancel(Action):
         current = _appointment(tracker)
         if current is None or tracker.get_slot("cancel_confirmed") is None:
             return []
-        when = _when_text(current.start, profile)
+        when = _when_text(current.start, profile, tracker)
         if tracker.get_slot("cancel_confirmed") is False:
             dispatcher.utter_message(response="utter_booking_kept", preferred_time_display=when)
             return _clear()

@@ -4,6 +4,10 @@ Registered in endpoints.yml (``nlg: type: addons.clinic_nlg.ClinicNLG``). It ren
 responses from domain.yml inside the Rasa server (no action server or HTTP hop), adding the
 ``{placeholders}`` of clinic.yml to the slot values. clinic.yml is re-read when it changes.
 
+Spanish answers are conditional variations on the ``language`` slot in domain.yml (Rasa picks
+them); this NLG fills them with the profile's Spanish values, so a Spanish answer never carries
+the clinic's English prose where clinic.yml words it in Spanish.
+
 Rasa builds this NLG once in every Rasa server this project starts (from endpoints.yml), so its
 constructor is where the server's process is prepared, explicitly and in one place:
 :func:`addons.rasa_patches.install` (the changes to Rasa's own code),
@@ -40,7 +44,8 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
     def _response_variables(  # type: ignore[override]
         self, filled_slots: dict[str, Any] | None, kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        values: dict[str, Any] = dict(self._profile.values())
+        language = (filled_slots or {}).get("language")
+        values: dict[str, Any] = dict(self._profile.values(language))
         values.update({k: v for k, v in (filled_slots or {}).items() if v is not None})
         values.update(kwargs)
         return values

@@ -2,6 +2,11 @@
 
 Everything that differs between clinics lives in clinic.yml. A missing or invalid field
 raises :class:`ProfileError` naming the field, so start-up stops with a clear message.
+
+Answers come in English and Spanish (:data:`LANGUAGES`): the values computed here (hours, prices,
+consultation formats, treatments) are worded in both, and the clinic's own English prose has its
+Spanish wording in the optional ``spanish:`` block. A prose field the block leaves out is sent in
+English, with a warning when the profile is loaded.
 """
 
 from __future__ import annotations
@@ -19,15 +24,25 @@ import phonenumbers
 import yaml
 from pydantic import BaseModel, Extra, Field, ValidationError, validator
 
+from clinic.dates import SPANISH, clock_text, weekday_name
 from clinic.settings import PROJECT_DIR, clinic_profile_path
 
 DEFAULT_PATH = PROJECT_DIR / "clinic.yml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# The languages answers are written in; any other value of the conversation's language slot
+# (unset, unknown) gets English.
+LANGUAGES = ("en", SPANISH)
 TREATMENT_NAMES = {
     "iv": "IV infusions",
     "im": "IM injections",
     "esketamine": "Spravato (esketamine) nasal spray",
 }
+TREATMENT_NAMES_ES = {
+    "iv": "infusiones IV",
+    "im": "inyecciones IM",
+    "esketamine": "Spravato (esketamina) en espray nasal",
+}
+CONSULTATION_FORMATS_ES = {"in person": "en persona", "video": "por video", "phone": "por teléfono"}
 SCHEDULING_BACKENDS = ("builtin", "calcom", "webhook")
 # Retention (``python -m clinic.cli purge``): conversations and patient records are kept this
 # many days unless clinic.yml says otherwise; the audit trail (no patient text) at least 6 years,
@@ -115,6 +130,36 @@ class BookingSettings(BaseModel, extra=Extra.forbid):
         return value
 
 
+class SpanishBooking(BaseModel, extra=Extra.forbid):
+    """``spanish.booking`` in clinic.yml: the Spanish of ``booking.preparation``."""
+
+    preparation: str | None = Field(None, min_length=2, max_length=200)
+
+
+class SpanishText(BaseModel, extra=Extra.forbid):
+    """The Spanish wording of the profile's English prose (``spanish:`` in clinic.yml).
+
+    Each key is the English field it words in Spanish; every one is optional.
+    """
+
+    parking: str | None = Field(None, min_length=2)
+    insurance: str | None = Field(None, min_length=2)
+    payment_options: str | None = Field(None, min_length=2)
+    conditions_treated: list[str] | None = Field(None, min_items=1)
+    response_time: str | None = Field(None, min_length=2)
+    cancellation_policy: str | None = Field(None, min_length=2)
+    booking: SpanishBooking = Field(default_factory=SpanishBooking)  # type: ignore[arg-type]  # all fields optional
+
+    def missing(self) -> list[str]:
+        """The prose fields with no Spanish wording, as clinic.yml names them."""
+        fields = ("parking", "insurance", "payment_options", "conditions_treated", "response_time",
+                  "cancellation_policy")
+        missing = [f"spanish.{name}" for name in fields if getattr(self, name) is None]
+        if self.booking.preparation is None:
+            missing.append("spanish.booking.preparation")
+        return missing
+
+
 class ClinicProfile(BaseModel):
     """The validated contents of clinic.yml."""
 
@@ -139,6 +184,7 @@ class ClinicProfile(BaseModel):
     # None in clinic.yml is filled in by _audit_kept_at_least_as_long: a profile always has a number.
     audit_retention_days: int = Field(None, ge=365, le=36500)
     booking: BookingSettings
+    spanish: SpanishText = Field(default_factory=SpanishText)  # type: ignore[arg-type]  # all fields optional
 
     class Config:
         extra = Extra.forbid
@@ -195,12 +241,29 @@ class ClinicProfile(BaseModel):
             raise ValueError(f"unknown treatment {value!r}; use {', '.join(TREATMENT_NAMES)}")
         return value
 
+    @validator("spanish")
+    def _same_conditions_in_spanish(cls, value: SpanishText, values: dict[str, Any]) -> SpanishText:  # noqa: N805
+        # One Spanish name per condition, in the same order: a Spanish booking offers the same
+        # visit reasons as an English one.
+        english = values.get("conditions_treated")
+        if value.conditions_treated is not None and english is not None \
+                and len(value.conditions_treated) != len(english):
+            raise ValueError(f"conditions_treated must name the same {len(english)} conditions, in the same order")
+        return value
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def answer_values(self) -> dict[str, str]:
-        """The ``{placeholders}`` answers may use, as display strings."""
+    def answer_values(self, language: str | None = "en") -> dict[str, str]:
+        """The ``{placeholders}`` answers may use, as display strings.
+
+        Args:
+            language: the conversation's language; Spanish (``"es"``) gets the Spanish wording
+                (the English prose where ``spanish:`` leaves a field out), anything else English.
+        """
+        if language == SPANISH:
+            return self._spanish_values()
         consultation_cost = "free" if self.consultation.free else _money(self.prices.consultation)
         return {
             "clinic_name": self.name,
@@ -224,6 +287,27 @@ class ClinicProfile(BaseModel):
             "booking_preparation": self.booking.preparation,
         }
 
+    def _spanish_values(self) -> dict[str, str]:
+        spanish = self.spanish
+        values = self.answer_values("en")
+        # Read after "consulta" and after "es": "una consulta gratis", "la consulta es de $75".
+        cost = "gratis" if self.consultation.free else f"de {_money(self.prices.consultation)}"
+        conditions = spanish.conditions_treated or self.conditions_treated
+        return values | {
+            "clinic_parking": spanish.parking or self.parking,
+            "clinic_hours": _hours_text(self.hours, SPANISH),
+            "prices_text": _prices_text(self, SPANISH),
+            "insurance_text": spanish.insurance or self.insurance,
+            "payment_options": spanish.payment_options or self.payment_options,
+            "consultation_cost": cost,
+            "consultation_formats": _join_es([CONSULTATION_FORMATS_ES[f] for f in self.consultation.formats], "o"),
+            "treatments_text": _join_es([TREATMENT_NAMES_ES[t] for t in self.treatments], "y"),
+            "conditions_text": _join_es(list(conditions), "y"),
+            "response_time": spanish.response_time or self.response_time,
+            "cancellation_policy": spanish.cancellation_policy or self.cancellation_policy,
+            "booking_preparation": spanish.booking.preparation or self.booking.preparation,
+        }
+
 
 def _money(amount: float) -> str:
     return f"${amount:,.0f}" if float(amount).is_integer() else f"${amount:,.2f}"
@@ -241,15 +325,21 @@ def _join(items: list[str], word: str, by: bool = False) -> str:
     return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def clock_text(t: time) -> str:
-    """A time of day as patients read it: "9 AM", "2:30 PM"."""
-    hour = t.hour % 12 or 12
-    suffix = "AM" if t.hour < 12 else "PM"
-    return f"{hour} {suffix}" if t.minute == 0 else f"{hour}:{t.minute:02d} {suffix}"
+def _join_es(items: list[str], word: str) -> str:
+    """"a, b y c"; "y" is "e" before an "i" sound ("ansiedad e insomnio", not before "hielo")."""
+    if len(items) <= 1:
+        return "".join(items)
+    sound = items[-1].lower()
+    if word == "y" and sound.startswith(("i", "hi")) and not sound.startswith(("ia", "ie", "io", "iu", "hie")):
+        word = "e"
+    return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def _hours_text(hours: dict[str, OpeningHours]) -> str:
-    """Groups consecutive weekdays with equal hours: "Monday to Thursday 8 AM to 6 PM, ..."."""
+def _hours_text(hours: dict[str, OpeningHours], language: str = "en") -> str:
+    """Groups consecutive weekdays with equal hours: "Monday to Thursday 8 AM to 6 PM, ...".
+
+    In Spanish: "lunes a jueves de 8 a. m. a 6 p. m., ..., sábado y domingo cerrado".
+    """
     groups: list[tuple[list[str], OpeningHours]] = []
     for day in WEEKDAYS:
         if groups and groups[-1][1] == hours[day]:
@@ -258,6 +348,14 @@ def _hours_text(hours: dict[str, OpeningHours]) -> str:
             groups.append(([day], hours[day]))
     parts = []
     for days, h in groups:
+        if language == SPANISH:
+            first, last = (weekday_name(WEEKDAYS.index(d), SPANISH) for d in (days[0], days[-1]))
+            span = first if len(days) == 1 else f"{first} {'y' if len(days) == 2 else 'a'} {last}"
+            if h.opens is not None and h.closes is not None:
+                parts.append(f"{span} de {clock_text(h.opens, SPANISH)} a {clock_text(h.closes, SPANISH)}")
+            else:
+                parts.append(f"{span} cerrado")
+            continue
         span = days[0].title() if len(days) == 1 else f"{days[0].title()} to {days[-1].title()}"
         if h.opens is not None and h.closes is not None:
             parts.append(f"{span} {clock_text(h.opens)} to {clock_text(h.closes)}")
@@ -266,7 +364,9 @@ def _hours_text(hours: dict[str, OpeningHours]) -> str:
     return ", ".join(parts)
 
 
-def _prices_text(profile: ClinicProfile) -> str:
+def _prices_text(profile: ClinicProfile, language: str = "en") -> str:
+    if language == SPANISH:
+        return _prices_text_es(profile)
     p = profile.prices
     sentences = []
     if "iv" in profile.treatments and p.iv_infusion is not None:
@@ -277,6 +377,19 @@ def _prices_text(profile: ClinicProfile) -> str:
     if "esketamine" in profile.treatments and p.spravato_session is not None:
         sentences.append(f"A Spravato session is {_money(p.spravato_session)}.")
     return " ".join(sentences) or "Please call us for current prices."
+
+
+def _prices_text_es(profile: ClinicProfile) -> str:
+    p = profile.prices
+    sentences = []
+    if "iv" in profile.treatments and p.iv_infusion is not None:
+        series = f", o {_money(p.iv_series_of_six)} por una serie de seis" if p.iv_series_of_six else ""
+        sentences.append(f"Una infusión IV cuesta {_money(p.iv_infusion)}{series}.")
+    if "im" in profile.treatments and p.im_injection is not None:
+        sentences.append(f"Una inyección IM cuesta {_money(p.im_injection)}.")
+    if "esketamine" in profile.treatments and p.spravato_session is not None:
+        sentences.append(f"Una sesión de Spravato cuesta {_money(p.spravato_session)}.")
+    return " ".join(sentences) or "Llámanos para saber los precios actuales."
 
 
 def _field_path(loc: tuple) -> str:
@@ -305,13 +418,18 @@ def load_profile(path: str | os.PathLike | None = None) -> ClinicProfile:
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: must be a mapping of fields")
     try:
-        return ClinicProfile.parse_obj(raw)
+        profile = ClinicProfile.parse_obj(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = _field_path(first["loc"])
         kind = "missing" if first["type"] == "value_error.missing" else "invalid"
         detail = "" if kind == "missing" else f": {first['msg']}"
         raise ProfileError(f"{path}: {kind} field '{field}'{detail}") from None
+    untranslated = profile.spanish.missing()
+    if untranslated:
+        logger.warning("%s has no Spanish wording for %s: Spanish answers use the English text there",
+                       path, ", ".join(untranslated))
+    return profile
 
 
 class ProfileCache:
@@ -321,7 +439,7 @@ class ProfileCache:
         self._path = Path(path or clinic_profile_path() or DEFAULT_PATH)
         self._stamp: tuple[int, int] | None = None
         self._profile: ClinicProfile | None = None
-        self._values: dict[str, str] = {}
+        self._values: dict[str, dict[str, str]] = {}
 
     def get(self) -> ClinicProfile:
         """Returns the current profile; a broken edit keeps serving the last good one."""
@@ -339,11 +457,13 @@ class ProfileCache:
                 )
                 self._stamp = stamp
                 return self._profile
-            self._profile, self._values, self._stamp = profile, profile.answer_values(), stamp
+            values = {language: profile.answer_values(language) for language in LANGUAGES}
+            self._profile, self._values, self._stamp = profile, values, stamp
             return profile
         assert self._profile is not None  # a stamp is only kept with the profile read at that stamp
         return self._profile
 
-    def values(self) -> dict[str, str]:
+    def values(self, language: str | None = "en") -> dict[str, str]:
+        """The current profile's answer values in ``language`` (English unless Spanish)."""
         self.get()
-        return self._values
+        return self._values[language if language in LANGUAGES else "en"]

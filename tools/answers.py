@@ -1,5 +1,6 @@
 """The assistant's answers as a patient reads them: filled from clinic.yml, with their
-length and Flesch-Kincaid grade (``make answers``)."""
+length and reading level (``make answers``): Flesch-Kincaid grade in English, Fernández-Huerta
+ease in Spanish."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from pathlib import Path
 
 import textstat
 import yaml
+from textstat.textstat import textstatistics
 
 from clinic.profile import ClinicProfile, load_profile
 from clinic.settings import PROJECT_DIR
 
-WEB_LIMIT, SMS_LIMIT, GRADE_LIMIT = 700, 320, 9.0
+WEB_LIMIT, SMS_LIMIT, GRADE_LIMIT, SPANISH_EASE_MIN = 700, 320, 9.0, 60.0
+# Spanish syllables on an instance of their own: the shared one keeps counting English.
+_SPANISH = textstatistics()
+_SPANISH.set_lang("es")
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,18 @@ class Answer:
     response: str
     channel: str  # "web" or "sms"
     text: str
+    language: str = "en"  # "en" or "es"
 
     @property
-    def grade(self) -> float:
+    def reading(self) -> float:
+        """Flesch-Kincaid grade (English, lower is easier) or Fernández-Huerta (Spanish, higher is easier)."""
+        if self.language == "es":
+            return _SPANISH.fernandez_huerta(self.text)
         return textstat.flesch_kincaid_grade(self.text)
+
+    @property
+    def too_hard(self) -> bool:
+        return self.reading < SPANISH_EASE_MIN if self.language == "es" else self.reading > GRADE_LIMIT
 
     @property
     def limit(self) -> int:
@@ -32,8 +45,9 @@ class Answer:
 
 def filled_answers(profile: ClinicProfile | None = None, domain: Path = PROJECT_DIR / "domain.yml",
                    prefix: str = "utter_faq_") -> list[Answer]:
-    """Every variation of the responses starting with ``prefix``, placeholders filled."""
-    values = (profile or load_profile()).answer_values()
+    """Every variation of the responses starting with ``prefix``, filled in its language."""
+    profile = profile or load_profile()
+    values = {language: profile.answer_values(language) for language in ("en", "es")}
     responses = yaml.safe_load(domain.read_text(encoding="utf-8"))["responses"]
     answers = []
     for name, variations in responses.items():
@@ -41,13 +55,16 @@ def filled_answers(profile: ClinicProfile | None = None, domain: Path = PROJECT_
             continue
         for variation in variations:
             channel = "sms" if variation.get("channel") == "twilio" else "web"
-            answers.append(Answer(name, channel, variation["text"].format(**values)))
+            language = next((c["value"] for c in variation.get("condition") or [] if c["name"] == "language"), "en")
+            answers.append(Answer(name, channel, variation["text"].format(**values[language]), language))
     return answers
 
 
 def report(answers: list[Answer]) -> str:
-    lines = [f"{'response':32} {'channel':7} {'chars':>5} {'limit':>5} {'FK grade':>8}"]
+    lines = [f"{'response':32} {'lang':4} {'channel':7} {'chars':>5} {'limit':>5} {'reading':>7}"]
     for a in answers:
-        flag = "  << over" if len(a.text) > a.limit or a.grade > GRADE_LIMIT else ""
-        lines.append(f"{a.response:32} {a.channel:7} {len(a.text):>5} {a.limit:>5} {a.grade:>8.1f}{flag}")
+        flag = "  << over" if len(a.text) > a.limit or a.too_hard else ""
+        scale = "FH" if a.language == "es" else "FK"
+        lines.append(f"{a.response:32} {a.language:4} {a.channel:7} {len(a.text):>5} {a.limit:>5} "
+                     f"{scale} {a.reading:>4.1f}{flag}")
     return "\n".join(lines)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, time, timedelta
 
 import dateparser
 
+from clinic.dates import display_date, display_slot, display_time, short_slot  # noqa: F401 (re-exported)
 from clinic.hours import is_open
-from clinic.profile import WEEKDAYS, ClinicProfile, clock_text
+from clinic.profile import WEEKDAYS, ClinicProfile
 
 _PARTS_OF_DAY = {
     "por la mañana": time(9, 0),
@@ -153,24 +153,3 @@ def parse_preferred_time(text: str, profile: ClinicProfile, now: datetime) -> Pr
         return PreferredTime(parsed, "closed")
     return PreferredTime(parsed, None)
 
-
-def display_time(when: datetime) -> str:
-    """"Tuesday, March 3 at 2 PM"."""
-    return f"{when:%A, %B} {when.day} at {clock_text(when.time())}"
-
-
-def display_slot(when: datetime, tz: ZoneInfo | None = None) -> str:
-    """A slot in the clinic's time zone with its abbreviation: "Tuesday, March 3 at 2 PM CST"."""
-    local = when.astimezone(tz) if tz is not None else when
-    return f"{display_time(local)} {local.tzname()}"
-
-
-def short_slot(when: datetime, tz: ZoneInfo | None = None) -> str:
-    """A slot as a button shows it: "Tue, Mar 3, 2 PM"."""
-    local = when.astimezone(tz) if tz is not None else when
-    return f"{local:%a, %b} {local.day}, {clock_text(local.time())}"
-
-
-def display_date(day: date) -> str:
-    """"Friday, December 25"."""
-    return f"{day:%A, %B} {day.day}"

@@ -210,3 +210,79 @@ def test_building_the_nlg_is_where_the_rasa_patches_are_installed(clinic_copy: P
     finally:
         if not hygiene_was_installed:
             log_hygiene.uninstall()
+
+
+# ------------------------------------------------------------------ Spanish
+
+RUNTIME = {"after_hours": "", "preferred_time_display": "martes 21 de abril, 2 p. m. CDT",
+           "phone_display": "(312) 555-0123", "old_time_display": "martes 14 de abril, 2 p. m. CDT",
+           "booking_code": "K7M4QX", "email_display": "ana@example.com", "visit_reason_display": "ansiedad",
+           "patient_type_display": "primera visita", "reminders_display": "sí",
+           "blocked_day": "viernes 25 de diciembre", "horizon_days": "60"}
+
+
+def _language(v: dict[str, Any]) -> str:
+    return next((c["value"] for c in v.get("condition") or [] if c["name"] == "language"), "en")
+
+
+def _filled(response: str, language: str, channel: str, clinic: Path) -> set[str]:
+    """The texts a patient may get: the response's variations in ``language`` (self-harm ones for
+    the crisis text) for the channel, or the web ones where the response has no SMS wording,
+    filled as the NLG fills them."""
+    mine = [v for v in RESPONSES[response] if _language(v) == language
+            and all(c["value"] in (language, "self_harm") for c in v.get("condition") or [])]
+    for_channel = [v for v in mine if v.get("channel") == channel] or [v for v in mine if "channel" not in v]
+    values = load_profile(clinic).answer_values(language) | RUNTIME | {"patient_name": "Ana"}
+    return {v["text"].format(**values) for v in for_channel}
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("response", RESPONSES)
+@pytest.mark.parametrize("language", ["es", "en", None], ids=["es", "en", "unset"])
+def test_the_conversation_language_picks_the_texts(clinic_copy: Path, domain: Domain, response: str, channel: str,
+                                                   language: str | None) -> None:
+    """Spanish gets its Spanish wording on every channel; English, or no language yet, gets
+    exactly the English texts."""
+    nlg = ClinicNLG(domain=domain)
+
+    text = say(nlg, domain, response, channel, slots={"patient_name": "Ana", "language": language,
+                                                      "crisis_kind": "self_harm"}, **RUNTIME)
+
+    assert text in _filled(response, language or "en", channel, clinic_copy)
+
+
+def test_spanish_answers_carry_the_clinics_spanish_values(clinic_copy: Path, domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+    spanish = yaml.safe_load(clinic_copy.read_text(encoding="utf-8"))["spanish"]
+
+    info = say(nlg, domain, "utter_faq_clinic_info", slots={"language": "es"})
+    cost = say(nlg, domain, "utter_faq_cost_insurance", slots={"language": "es"})
+
+    assert spanish["parking"] in info and "lunes a jueves de 8 a. m. a 6 p. m." in info
+    assert spanish["insurance"] in cost and spanish["payment_options"] in cost and "Una infusión IV cuesta" in cost
+    assert cost.endswith("¿Quieres agendar una consulta gratis o preguntar algo más?")
+
+
+def test_a_field_with_no_spanish_wording_is_sent_in_english(clinic_copy: Path, domain: Domain,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    raw = yaml.safe_load(clinic_copy.read_text(encoding="utf-8"))
+    del raw["spanish"]["insurance"]
+    edit(clinic_copy, spanish=raw["spanish"])
+
+    with caplog.at_level(logging.WARNING, logger="clinic.profile"):
+        nlg = ClinicNLG(domain=domain)
+    text = say(nlg, domain, "utter_faq_cost_insurance", slots={"language": "es"})
+
+    assert raw["insurance"] in text and text.startswith("Una infusión IV")
+    assert "spanish.insurance" in caplog.text
+
+
+def test_a_changed_spanish_value_changes_the_next_spanish_answer(clinic_copy: Path, domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+    raw = yaml.safe_load(clinic_copy.read_text(encoding="utf-8"))
+    say(nlg, domain, "utter_faq_clinic_info", slots={"language": "es"})
+
+    edit(clinic_copy, spanish=raw["spanish"] | {"parking": "Estaciona en la calle Maple."})
+
+    assert "Estaciona en la calle Maple." in say(nlg, domain, "utter_faq_clinic_info", slots={"language": "es"})
+    assert raw["parking"] in say(nlg, domain, "utter_faq_clinic_info", slots={"language": "en"})

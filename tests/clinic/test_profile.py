@@ -34,7 +34,9 @@ def _field_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
 ALL_FIELDS = _field_paths(_RAW)
 # Retention periods have defaults (365 days; the audit trail max(6 years, retention_days)).
 OPTIONAL_RETENTION_FIELDS = {"retention_days", "audit_retention_days"}
-OPTIONAL = OPTIONAL_FIELDS | OPTIONAL_BOOKING_FIELDS | OPTIONAL_RETENTION_FIELDS
+# Spanish wording: a field left out is sent in English.
+OPTIONAL_SPANISH_FIELDS = {f for f in ALL_FIELDS if f.startswith("spanish")}
+OPTIONAL = OPTIONAL_FIELDS | OPTIONAL_BOOKING_FIELDS | OPTIONAL_RETENTION_FIELDS | OPTIONAL_SPANISH_FIELDS
 REQUIRED_FIELDS = [f for f in ALL_FIELDS if f not in OPTIONAL]
 
 
@@ -140,6 +142,10 @@ def test_an_optional_price_may_be_left_out(tmp_path: Path, field: str) -> None:
         ("booking.blocked_dates", "2026-12-25", "booking.blocked_dates"),
         ("booking.calcom_event_type_id", -1, "booking.calcom_event_type_id"),
         ("booking.colour", "teal", "booking.colour"),
+        ("spanish.colour", "verde", "spanish.colour"),
+        ("spanish.parking", "", "spanish.parking"),
+        ("spanish.conditions_treated", ["depresión"], "spanish"),
+        ("spanish.booking.preparation", "x" * 201, "spanish.booking.preparation"),
     ],
 )
 def test_an_invalid_value_is_named(tmp_path: Path, field: str, value: Any, named: str) -> None:
@@ -315,3 +321,82 @@ def test_the_audit_trail_is_kept_at_least_as_long_as_the_records(tmp_path: Path)
 def test_a_retention_period_out_of_range_is_named(tmp_path: Path, field: str, value: Any) -> None:
     with pytest.raises(ProfileError, match=f"invalid field '{field}'"):
         load_profile(_write(tmp_path, _with(_RAW, field, value)))
+
+
+# ------------------------------------------------------------------ Spanish
+
+
+def test_spanish_values_are_worded_in_spanish(make_profile) -> None:
+    hours = {"monday": "08:00-18:00", "tuesday": "08:00-18:00", "wednesday": "08:00-18:00",
+             "thursday": "10:30-19:00", "friday": "08:00-16:00", "saturday": "closed", "sunday": "closed"}
+    prices = {"consultation": 75, "iv_infusion": 450.5, "iv_series_of_six": 2400, "im_injection": 300}
+    consultation = {"free": False, "minutes": 45, "formats": ["in person", "video", "phone"]}
+    profile = make_profile(hours=hours, prices=prices, consultation=consultation, treatments=["iv", "im"])
+
+    values = profile.answer_values("es")
+
+    assert values["clinic_hours"] == ("lunes a miércoles de 8 a. m. a 6 p. m., jueves de 10:30 a. m. a 7 p. m., "
+                                      "viernes de 8 a. m. a 4 p. m., sábado y domingo cerrado")
+    assert values["prices_text"] == "Una infusión IV cuesta $450.50, o $2,400 por una serie de seis. " \
+                                    "Una inyección IM cuesta $300."
+    assert values["consultation_cost"] == "de $75"  # "una consulta de $75", "la consulta es de $75"
+    assert values["consultation_formats"] == "en persona, por video o por teléfono"
+    assert values["treatments_text"] == "infusiones IV e inyecciones IM"
+
+
+def test_spanish_has_its_own_free_consultation_and_no_price_wording(make_profile) -> None:
+    values = make_profile(treatments=["esketamine"], prices={"consultation": 0}).answer_values("es")
+
+    assert values["consultation_cost"] == "gratis"
+    assert values["prices_text"] == "Llámanos para saber los precios actuales."
+
+
+def test_spanish_prose_comes_from_the_spanish_block(make_profile) -> None:
+    values = make_profile().answer_values("es")
+
+    for placeholder, field in [("clinic_parking", "parking"), ("insurance_text", "insurance"),
+                               ("payment_options", "payment_options"), ("response_time", "response_time"),
+                               ("cancellation_policy", "cancellation_policy")]:
+        assert values[placeholder] == " ".join(_RAW["spanish"][field].split())
+    assert values["booking_preparation"] == _RAW["spanish"]["booking"]["preparation"]
+    assert values["conditions_text"].startswith(_RAW["spanish"]["conditions_treated"][0])
+
+
+@pytest.mark.parametrize(("conditions", "text"), [
+    (["ansiedad", "insomnio"], "ansiedad e insomnio"),
+    (["dolor", "hipocondría"], "dolor e hipocondría"),
+    (["dolor", "hielo"], "dolor y hielo"),
+    (["depresión"], "depresión"),
+])
+def test_spanish_lists_join_with_y_or_e(make_profile, conditions: list[str], text: str) -> None:
+    spanish = {**_RAW["spanish"], "conditions_treated": conditions}
+
+    values = make_profile(conditions_treated=["x"] * len(conditions), spanish=spanish).answer_values("es")
+
+    assert values["conditions_text"] == text
+
+
+def test_a_clinic_without_spanish_wording_answers_with_its_english_prose(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="clinic.profile"):
+        profile = load_profile(_write(tmp_path, _without(_RAW, "spanish")))
+    values = profile.answer_values("es")
+
+    assert values["insurance_text"] == profile.insurance and values["clinic_parking"] == profile.parking
+    assert values["clinic_hours"].startswith("lunes")  # computed values are still Spanish
+    assert "spanish.insurance" in caplog.text and "spanish.booking.preparation" in caplog.text
+
+
+def test_a_complete_spanish_block_loads_without_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="clinic.profile"):
+        load_profile(_write(tmp_path, _RAW))
+
+    assert "Spanish" not in caplog.text
+
+
+@pytest.mark.parametrize("language", ["en", None, "fr"])
+def test_any_other_language_gets_english(tmp_path: Path, language: str | None) -> None:
+    cache = ProfileCache(_write(tmp_path, _RAW))
+
+    assert cache.values(language) == cache.values("en") != cache.values("es")
+    assert cache.values(language)["clinic_hours"].startswith("Monday")

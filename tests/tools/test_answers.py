@@ -7,10 +7,10 @@ from tools.answers import Answer, filled_answers, report
 TOPICS = 16
 
 
-def test_every_faq_answer_is_filled_for_web_and_sms() -> None:
+def test_every_faq_answer_is_filled_for_web_and_sms_in_english_and_spanish() -> None:
     answers = filled_answers()
-    assert len(answers) == 2 * TOPICS
-    assert {a.channel for a in answers} == {"web", "sms"}
+    assert len(answers) == 2 * 2 * TOPICS
+    assert {(a.channel, a.language) for a in answers} == {("web", "en"), ("sms", "en"), ("web", "es"), ("sms", "es")}
     assert not any("{" in a.text or "}" in a.text for a in answers)
 
 
