@@ -46,6 +46,7 @@ READING_KEY = "reading"
 _GUARD_INTENT = {"crisis": "crisis", "emergency": "crisis", "medical": "medical_question", "human": "request_human"}
 _SEVERITY = {"crisis": 3, "medical_question": 2, "request_human": 1}
 _CATEGORY_RANK = {"crisis": 2, "emergency": 1}
+SENTENCE_SUGGESTS_CRISIS = 0.6  # the sentence intent model this sure of a crisis sentence asks the check-in
 CLASSIFIER_OUTWEIGHS = 0.8  # a classifier this sure of a non-crisis intent outweighs an uncertain risk
 # Pleasantries are what a model falls back on for a short message it cannot place ("I have a
 # plan and a date" read as goodbye): being sure of one says nothing against a risk reading.
@@ -222,8 +223,10 @@ class SafetyGuard(GraphComponent):
             self._take_question_intent(message, sentences, reading)
             verdict.setdefault("context_only", "classifier")
         current = (message.get(INTENT) or {}).get("name")
-        unconfirmed = risk_verdict == "confident" or (
-            risk_verdict == "uncertain" and not self._risk_outweighed(message, reading, result)
+        unconfirmed = (
+            risk_verdict == "confident"
+            or (risk_verdict == "uncertain" and not self._risk_outweighed(message, reading, result))
+            or (_a_sentence_reads_as_crisis(reading) and not self._read_elsewhere(message, result))
         )
         if unconfirmed or current == "crisis":
             # Not confirmed by any lexicon rule: ask, and resume the best non-crisis intent.
@@ -247,6 +250,14 @@ class SafetyGuard(GraphComponent):
         return best.get("name") == "crisis" and float(best.get("confidence") or 0) >= CLASSIFIER_SURE
 
     @staticmethod
+    def _read_elsewhere(message: Message, result: GuardResult) -> bool:
+        """A turn that goes to staff anyway (medical, a person), or danger words that all sit
+        inside a known idiom: no check-in question is needed."""
+        if (message.get(INTENT) or {}).get("name") in ("medical_question", "request_human"):
+            return True
+        return bool(result.idioms and not result.fired)
+
+    @staticmethod
     def _risk_outweighed(message: Message, reading: dict[str, Any], result: GuardResult) -> bool:
         """Whether an uncertain risk reading needs no question after all.
 
@@ -255,10 +266,7 @@ class SafetyGuard(GraphComponent):
         model that knows crisis language too is sure the deciding piece is something else
         ("quiero agendar una consulta"), the two disagree only weakly.
         """
-        intent = message.get(INTENT) or {}
-        if intent.get("name") in ("medical_question", "request_human"):
-            return True
-        if result.idioms and not result.fired:
+        if SafetyGuard._read_elsewhere(message, result):
             return True
         best = _intent_of_deciding_piece(message, reading)
         return (
@@ -345,6 +353,16 @@ class SafetyGuard(GraphComponent):
                 }
             )
         message.set(ENTITIES, entities, add_to_output=True)
+
+
+def _a_sentence_reads_as_crisis(reading: dict[str, Any]) -> bool:
+    """Whether the sentence intent model reads one sentence as a crisis, however the risk model
+    scored it: the two models learn from the same examples in different ways, and either one
+    suggesting a crisis is reason enough to ask."""
+    return any(
+        s.get("name") == "crisis" and float(s.get("confidence") or 0) >= SENTENCE_SUGGESTS_CRISIS
+        for s in reading.get("sentence_intents") or []
+    )
 
 
 def _page_language(message: Message) -> str | None:

@@ -516,3 +516,20 @@ def test_what_the_patient_writes_outweighs_the_pages_language(component: SafetyG
     component.process([message])
 
     assert entities(message) == {"language": "en"}
+
+
+def test_a_sentence_the_sentence_model_reads_as_crisis_asks_a_check_in(component: SafetyGuard) -> None:
+    message = with_reading(
+        classified("do you take tricare? some days i see why guys check out early", ("faq_cost_insurance", 0.85)),
+        None,
+        sentences=["do you take tricare?", "some days i see why guys check out early"],
+    )
+    message.get("reading")["sentence_intents"] = [
+        {"name": "faq_cost_insurance", "confidence": 0.9},
+        {"name": "crisis", "confidence": 0.7},
+    ]
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == "faq_cost_insurance"  # answered after a "no"
