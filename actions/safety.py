@@ -58,7 +58,8 @@ class ActionCrisisProtocol(Action):
     Opens or upgrades the conversation's escalation to urgent, tells the patient a staff member
     is being alerted, leaves any form, and hands the conversation to staff (the assistant then
     stays quiet except for another crisis, until staff hand it back). It never ends the
-    conversation.
+    conversation. The hand-off does not depend on this action: the hand-off policy set it with
+    the crisis resources (addons/handoff_policy.py), so it holds when this action cannot run.
     """
 
     def name(self) -> str:

@@ -8,15 +8,20 @@ there come from the environment (``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``,
 response variants are used and staff replies reach the patient (:meth:`get_output_channel`).
 
 Per request: a missing or wrong ``X-Twilio-Signature`` gets 403 and nothing else happens;
-a missing ``From`` or ``Body`` gets 400. Carrier keywords, numbered choices, splitting, the
-privacy note and background sending are :mod:`clinic.channels.sms`'s rules.
+a missing ``From`` or ``Body`` gets 400. Anything else gets empty TwiML at once, and the message
+is processed in the background, one message at a time per number, in the order they arrived:
+Twilio stops waiting after 15 s, and the turn (with the patient's message and every reply) must
+reach the tracker however long the assistant takes. Replies go out through the dispatcher, never
+in the TwiML. A re-delivered ``MessageSid`` is processed once (the clinic database decides, for
+every instance). On shutdown, messages being processed and texts queued are finished first (at
+most :data:`SHUTDOWN_DRAIN_SECONDS`). Carrier keywords, numbered choices, splitting, the privacy
+note and background sending are :mod:`clinic.channels.sms`'s rules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,18 +30,19 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from addons.socketio_channel import offered_buttons
-from clinic.channels import SMS_CHANNEL, sms
+from clinic.channels import MEDIA_METADATA_KEY, SMS_CHANNEL, sms
 from clinic.channels.patient_input import only_offered_payloads
 from clinic.channels.request_limits import limit_request_size
-from clinic.channels.sms import Keyword, SmsDispatcher, SmsLineSettings, SmsTexts, TwilioSmsTransport
+from clinic.channels.sms import InOrder, Keyword, SmsDispatcher, SmsLineSettings, SmsTexts, TwilioSmsTransport
 
 logger = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-SEEN_MESSAGES = 1000  # MessageSids remembered to ignore Twilio's re-deliveries
+SHUTDOWN_DRAIN_SECONDS = 10.0  # on shutdown, wait this long for messages being processed and texts queued
 
 
 class ClinicTwilioOutput(OutputChannel):
@@ -44,6 +50,8 @@ class ClinicTwilioOutput(OutputChannel):
 
     Nothing is sent to a number that opted out. The first message to a number carries the
     privacy note. Buttons become numbered choices; text is split at sentence boundaries.
+    ``note``: a line added to the first message sent through this output (the reply to one
+    patient message), e.g. that a picture sent with it cannot be read; None: nothing added.
     """
 
     @classmethod
@@ -54,6 +62,7 @@ class ClinicTwilioOutput(OutputChannel):
         self.dispatcher = dispatcher
         self.texts = texts
         self.database_url = database_url
+        self.note: str | None = None
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         """Queues the text (split when long), after the privacy note check."""
@@ -88,9 +97,17 @@ class ClinicTwilioOutput(OutputChannel):
         """Queues one of the line's own texts (HELP answer, media note...)."""
         await self._send(recipient_id, self.texts.get(name))
 
+    async def send_note(self, recipient_id: str) -> None:
+        """Queues the note on its own, if no message has carried it (the assistant said nothing)."""
+        note, self.note = self.note, None
+        if note:
+            await self._send(recipient_id, note)
+
     async def _send(self, phone: str, text: str) -> None:
         if not text or not text.strip():
             return
+        if self.note:
+            text, self.note = f"{text.strip()}\n{self.note}", None
         if await asyncio.to_thread(sms.is_opted_out, phone, self.database_url):
             logger.info("sms to %s not sent: the number opted out", sms.contact_ref(phone))
             return
@@ -131,7 +148,7 @@ class ClinicTwilioInput(InputChannel):
         self.dispatcher = dispatcher or SmsDispatcher(
             TwilioSmsTransport(settings), retry_delays=settings.retry_delays, database_url=database_url
         )
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._turns = InOrder()  # messages being processed, in order per number
 
     def get_output_channel(self) -> OutputChannel:
         """The SMS output (Rasa's HTTP API uses it for staff replies and the hand-back)."""
@@ -144,6 +161,11 @@ class ClinicTwilioInput(InputChannel):
         @twilio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @twilio_webhook.listener("before_server_stop")
+        async def finish_work(*_: Any) -> None:
+            if not await self.drain(SHUTDOWN_DRAIN_SECONDS):
+                logger.warning("sms: stopping with messages still being processed or texts not sent")
 
         @twilio_webhook.route("/webhook", methods=["POST"])
         async def message(request: Request) -> HTTPResponse:
@@ -169,7 +191,7 @@ class ClinicTwilioInput(InputChannel):
 
     async def handle(self, form: RequestParameters, *, url: str, signature: str | None,
                      on_new_message: Callable[[UserMessage], Awaitable[Any]], agent: Any = None) -> tuple[int, str]:
-        """Processes one webhook request; returns the HTTP status and body.
+        """Checks one webhook request and starts processing it in the background.
 
         Args:
             form: the POSTed fields (blank values kept).
@@ -177,6 +199,9 @@ class ClinicTwilioInput(InputChannel):
             signature: the ``X-Twilio-Signature`` header.
             on_new_message: Rasa's handler for a patient message.
             agent: Rasa's agent (its tracker store maps numbered replies to button payloads).
+
+        Returns:
+            The HTTP status and body, without waiting for the assistant.
         """
         if not self.signature_ok(url, form, signature):
             logger.warning("sms webhook refused: %s X-Twilio-Signature", "invalid" if signature else "missing")
@@ -187,24 +212,62 @@ class ClinicTwilioInput(InputChannel):
             return 400, "From and Body are required"
         phone, body = sender_and_body
         message_sid = form.get("MessageSid") or form.get("SmsSid")
-        if message_sid and self._already_seen(message_sid):
-            logger.info("sms %s from %s already handled (Twilio re-delivery)", message_sid, sms.contact_ref(phone))
-            return 200, EMPTY_TWIML
-        if not self.settings.can_send:
-            logger.error("sms from %s not answered: the SMS line cannot send (configuration)", sms.contact_ref(phone))
-
-        await asyncio.to_thread(sms.ensure_contact, phone, self.database_url)
-        output = ClinicTwilioOutput(self.dispatcher, self.texts, self.database_url)
-        if await self._answered_keyword(output, phone, body):
-            return 200, EMPTY_TWIML
-        text = await self._patient_text(output, form, phone, body)
-        if not text:
-            return 200, EMPTY_TWIML
-        payload = await self._chosen_payload(agent, phone, text)
-        # An opted-out patient's messages still reach the assistant (a crisis is escalated to
-        # staff, who see the opt-out in the console); the output sends nothing to them.
-        await on_new_message(UserMessage(payload or text, output, phone, input_channel=self.name()))
+        media = _media_count(form)
+        self._turns.submit(phone, lambda: self._process(phone, body, message_sid, media, on_new_message, agent))
         return 200, EMPTY_TWIML
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Waits until the messages received so far are processed and their texts sent (at most ``timeout`` s).
+
+        Returns:
+            Whether nothing is left.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        processed = await self._turns.drain(timeout)
+        left = None if deadline is None else max(0.0, deadline - loop.time())
+        return await self.dispatcher.drain(left) and processed
+
+    async def _process(self, phone: str, body: str, message_sid: str | None, media: int,
+                       on_new_message: Callable[[UserMessage], Awaitable[Any]], agent: Any) -> None:
+        """One patient text: de-duplication, carrier keywords, pictures, then the assistant."""
+        ref = sms.contact_ref(phone)
+        try:
+            if message_sid and not await self._first_delivery(message_sid):
+                logger.info("sms from %s already handled (Twilio re-delivery)", ref)
+                return
+            if not self.settings.can_send:
+                logger.error("sms from %s not answered: the SMS line cannot send (configuration)", ref)
+            await asyncio.to_thread(sms.ensure_contact, phone, self.database_url)
+            output = ClinicTwilioOutput(self.dispatcher, self.texts, self.database_url)
+            if await self._answered_keyword(output, phone, body):
+                return
+            text = _patient_text(body)
+            if not text:
+                if media:
+                    await output.send_line_text(phone, "media")
+                return
+            if media:  # the text is read (the safety layer knows a picture came), and the reply
+                # says the picture was not seen
+                output.note = self.texts.get("media_with_text")
+            payload = await self._chosen_payload(agent, phone, text)
+            # An opted-out patient's messages still reach the assistant (a crisis is escalated to
+            # staff, who see the opt-out in the console); the output sends nothing to them.
+            metadata = {MEDIA_METADATA_KEY: media} if media else None
+            await on_new_message(UserMessage(payload or text, output, phone, input_channel=self.name(),
+                                             metadata=metadata))
+            await output.send_note(phone)
+        except Exception:  # a background task: nobody else would see it
+            logger.exception("sms from %s could not be processed", ref)
+
+    async def _first_delivery(self, message_sid: str) -> bool:
+        """Whether this ``MessageSid`` is new (taken now in the clinic database)."""
+        try:
+            return await asyncio.to_thread(sms.claim_message, message_sid, self.database_url)
+        except SQLAlchemyError:
+            # processing a re-delivery twice is better than losing a message (it may be a crisis)
+            logger.exception("sms MessageSid could not be recorded; the message is processed anyway")
+            return True
 
     async def _answered_keyword(self, output: ClinicTwilioOutput, phone: str, body: str) -> bool:
         """Answers a carrier keyword (STOP, START when opted out, HELP); False: the message is for the assistant."""
@@ -222,24 +285,6 @@ class ClinicTwilioInput(InputChannel):
         if word is Keyword.HELP:
             await output.send_line_text(phone, "help")  # not sent if the number opted out
             return True
-        return False
-
-    async def _patient_text(self, output: ClinicTwilioOutput, form: Mapping[str, Any], phone: str, body: str) -> str:
-        """The text for the assistant ("" when there is none); says so when pictures came with it."""
-        if _media_count(form) > 0:
-            await output.send_line_text(phone, "media")
-        text = body.replace("¡", "@")  # some carriers corrupt "@" (as in Rasa's connector)
-        if not text.strip():
-            return ""
-        # Over SMS, choices are numbers: a text starting with "/" is never a command (intent).
-        return only_offered_payloads(text, [])
-
-    def _already_seen(self, message_sid: str) -> bool:
-        if message_sid in self._seen:
-            return True
-        self._seen[message_sid] = None
-        while len(self._seen) > SEEN_MESSAGES:
-            self._seen.popitem(last=False)
         return False
 
     async def _chosen_payload(self, agent: Any, phone: str, text: str) -> str | None:
@@ -268,6 +313,15 @@ def _sender_and_body(form: Mapping[str, Any]) -> tuple[str, str] | None:
     if not phone or body is None:
         return None
     return phone, body
+
+
+def _patient_text(body: str) -> str:
+    """The text for the assistant ("" when there is none)."""
+    text = body.replace("¡", "@")  # some carriers corrupt "@" (as in Rasa's connector)
+    if not text.strip():
+        return ""
+    # Over SMS, choices are numbers: a text starting with "/" is never a command (intent).
+    return only_offered_payloads(text, [])
 
 
 def _media_count(form: Mapping[str, Any]) -> int:

@@ -232,6 +232,19 @@ class SmsContact(Base):
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
 
+class ReceivedSms(Base):
+    """An incoming text's Twilio ``MessageSid``, taken once: Twilio's re-deliveries of it are ignored.
+
+    Shared by every Rasa instance and kept across restarts; purged after a few days
+    (:mod:`clinic.retention`). No number and no text: the id alone.
+    """
+
+    __tablename__ = "received_sms"
+
+    message_sid = Column(String(64), primary_key=True)
+    received_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+
 class BookingRequest(Base):
     """A request for staff: a consultation to book, or a change to a booking, to confirm.
 

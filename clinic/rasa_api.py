@@ -1,4 +1,5 @@
-"""Staff to patient through Rasa's HTTP API: replies and handing the conversation back.
+"""Staff to patient through Rasa's HTTP API: replies, holding the conversation for staff, and
+handing it back.
 
 A staff reply is a ``bot`` event appended to the conversation with
 ``output_channel=latest&execute_side_effects=true``: Rasa records it in the tracker (so the
@@ -25,6 +26,7 @@ from clinic.staff.transcript import STAFF_METADATA_KEY
 logger = logging.getLogger(__name__)
 
 HANDBACK_INTENT = "EXTERNAL_handoff_resolved"
+HANDOFF_SLOT = "handoff"
 # Channels whose Rasa connector can send a message the patient did not just ask for.
 PUSH_CHANNELS = frozenset({"socketio", SMS_CHANNEL})
 TIMEOUT = 10.0
@@ -96,6 +98,21 @@ def hand_back(conversation_id: str, *, base_url: str | None = None, token: str |
         f"/conversations/{_quote(conversation_id)}/trigger_intent",
         {"name": HANDBACK_INTENT},
         {"output_channel": "latest"},
+    )
+    return Delivery(problem is None, problem)
+
+
+def hold_for_staff(conversation_id: str, *, base_url: str | None = None, token: str | None = None) -> Delivery:
+    """Puts the conversation into hand-off (its ``handoff`` slot), as an escalating action does.
+
+    Nothing is sent to the patient; from the next message on, the assistant holds the
+    conversation for staff until they hand it back.
+    """
+    api = _Api(base_url or rasa_url(), token if token is not None else rasa_api_token())
+    _, problem = api.post(
+        f"/conversations/{_quote(conversation_id)}/tracker/events",
+        {"event": "slot", "name": HANDOFF_SLOT, "value": True},
+        {"include_events": "NONE"},
     )
     return Delivery(problem is None, problem)
 

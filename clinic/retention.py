@@ -15,6 +15,9 @@ What is deleted (``retention_days`` in clinic.yml, default 365; ``--days`` overr
 - **SMS contacts** that are not opted out, untouched since the cutoff and whose number has no
   active conversation. Opt-outs (STOP) are kept for as long as the clinic texts: carriers require
   honouring them.
+- **Received SMS ids** (Twilio ``MessageSid``s kept to ignore re-deliveries) after
+  :data:`RECEIVED_SMS_DAYS` days, or the retention period if shorter: Twilio re-delivers within
+  minutes, not days.
 - **Staff sessions** that have expired (whatever the setting).
 - **Audit events** (who viewed, claimed, replied; never patient text) older than
   ``audit_retention_days`` (default max(6 years, retention_days)).
@@ -47,6 +50,7 @@ from clinic.db import (
     EscalationMessage,
     EscalationNote,
     Notification,
+    ReceivedSms,
     SmsContact,
     StaffReply,
     StaffSession,
@@ -57,13 +61,14 @@ from clinic.settings import tracker_store_url
 
 logger = logging.getLogger(__name__)
 BATCH = 500  # ids per IN (...) list: well under SQLite's limit on bound parameters
+RECEIVED_SMS_DAYS = 7
 TRACKER_EVENTS = "events (tracker store)"
 TRACKER_CONVERSATIONS = "conversations (tracker store)"
 # Report order: the tracker store, then the clinic database's tables (children before parents).
 TABLES = (
     TRACKER_CONVERSATIONS, TRACKER_EVENTS, "escalations", "escalation_messages", "escalation_notes",
-    "staff_replies", "notifications", "bookings", "booking_requests", "sms_contacts", "staff_sessions",
-    "audit_events",
+    "staff_replies", "notifications", "bookings", "booking_requests", "sms_contacts", "received_sms",
+    "staff_sessions", "audit_events",
 )
 
 
@@ -141,6 +146,8 @@ def purge(
         _purge_escalations(session, report)
         _purge_bookings(session, report)
         _purge_sms_contacts(session, report, active_senders)
+        _count_or_delete(session, report, "received_sms", ReceivedSms,
+                         ReceivedSms.received_at < max(report.cutoff, now - timedelta(days=RECEIVED_SMS_DAYS)))
         _count_or_delete(session, report, "staff_sessions", StaffSession, StaffSession.expires_at < now)
         _count_or_delete(session, report, "audit_events", AuditEvent, AuditEvent.at < report.audit_cutoff)
         if dry_run:

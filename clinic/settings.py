@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ VAR_DIR = Path(os.environ.get("CLINIC_VAR_DIR", PROJECT_DIR / "var"))
 DEFAULT_WIDGET_COLOR = "#0b5e55"
 LOOPBACK_INTERFACES = frozenset({"127.0.0.1", "localhost", "::1"})
 _TRUE = frozenset({"1", "true", "yes"})
+IPNetwork = IPv4Network | IPv6Network
 
 
 def environment() -> Mapping[str, str]:
@@ -96,6 +98,25 @@ def rasa_interface() -> str:
     return _text("RASA_INTERFACE", "127.0.0.1")
 
 
+def action_timeout_seconds() -> float:
+    """``ACTION_TIMEOUT_SECONDS`` (5): how long Rasa waits for the action server to run one custom
+    action; longer counts as a failed action (the patient gets the safe "please call us" reply).
+
+    Raises:
+        ValueError: not a number of seconds from 0.5 to 300.
+    """
+    raw = _text("ACTION_TIMEOUT_SECONDS")
+    if not raw:
+        return 5.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0.5 <= seconds <= 300:  # NaN fails too
+        raise ValueError(f"ACTION_TIMEOUT_SECONDS must be a number of seconds from 0.5 to 300, not {raw!r}")
+    return seconds
+
+
 def rasa_instances() -> int:
     """``RASA_INSTANCES`` (1): how many Rasa servers the launcher starts."""
     return _int("RASA_INSTANCES", 1)
@@ -150,6 +171,37 @@ def rasa_max_request_bytes() -> int:
     return _positive_int("RASA_MAX_REQUEST_BYTES", 1024 * 1024, 64 * 1024)
 
 
+def rasa_request_timeout() -> int:
+    """``RASA_REQUEST_TIMEOUT`` (15 s): how long Rasa's server waits for a client's request headers
+    (Sanic's ``REQUEST_TIMEOUT``, without data arriving); then 408.
+
+    Raises:
+        ValueError: not a whole number from 1.
+    """
+    return _positive_int("RASA_REQUEST_TIMEOUT", 15, 1)
+
+
+def rasa_response_timeout() -> int:
+    """``RASA_RESPONSE_TIMEOUT`` (120 s): how long Rasa's server reads a body and works on an answer
+    without data flowing (Sanic's ``RESPONSE_TIMEOUT``; Rasa's own default is an hour); then 503.
+    Above a turn's worst case and socket.io's long-polling (25 s).
+
+    Raises:
+        ValueError: not a whole number from 30.
+    """
+    return _positive_int("RASA_RESPONSE_TIMEOUT", 120, 30)
+
+
+def socketio_max_message_bytes() -> int:
+    """``SOCKETIO_MAX_MESSAGE_BYTES`` (64 KiB): the largest socket.io message (or batch of messages
+    in one long-polling request) the widget's channel reads; a larger one closes the connection.
+
+    Raises:
+        ValueError: not a whole number from 8192.
+    """
+    return _positive_int("SOCKETIO_MAX_MESSAGE_BYTES", 64 * 1024, 8 * 1024)
+
+
 def log_hygiene_enabled() -> bool:
     """``CLINIC_LOG_HYGIENE``: scrub contact details from the action server's logs (the launcher
     sets it for the action server; ``1``, ``true`` or ``yes``)."""
@@ -187,6 +239,51 @@ def console_interface() -> str:
 def console_insecure_cookies() -> bool:
     """``CONSOLE_INSECURE_COOKIES=1``: cookies without ``Secure``, for plain-http tests on a LAN."""
     return _text("CONSOLE_INSECURE_COOKIES").lower() in _TRUE
+
+
+def staff_idle_timeout_minutes() -> int:
+    """``STAFF_IDLE_TIMEOUT_MINUTES`` (30): a console session ends after this long without activity.
+
+    Raises:
+        ValueError: not a whole number from 1.
+    """
+    return _positive_int("STAFF_IDLE_TIMEOUT_MINUTES", 30, 1)
+
+
+def staff_trusted_proxies() -> tuple[IPNetwork, ...]:
+    """``STAFF_TRUSTED_PROXIES`` (``127.0.0.1,::1``): the reverse proxies in front of the console
+    (a comma list of addresses or networks), whose ``X-Forwarded-For`` names the client; ``none``:
+    no proxy, the peer address is the client's.
+
+    Raises:
+        ValueError: an item is not an IP address or network.
+    """
+    raw = _text("STAFF_TRUSTED_PROXIES", "127.0.0.1,::1")
+    if raw.lower() == "none":
+        return ()
+    try:
+        return tuple(ip_network(item.strip(), strict=False) for item in raw.split(",") if item.strip())
+    except ValueError:
+        raise ValueError(f"STAFF_TRUSTED_PROXIES must be IP addresses or networks, or none, not {raw!r}") from None
+
+
+def console_request_timeout() -> int:
+    """``CONSOLE_REQUEST_TIMEOUT`` (15 s): time a client has to send a request's body to the console; then 408.
+
+    Raises:
+        ValueError: not a whole number from 1.
+    """
+    return _positive_int("CONSOLE_REQUEST_TIMEOUT", 15, 1)
+
+
+def console_response_timeout() -> int:
+    """``CONSOLE_RESPONSE_TIMEOUT`` (60 s): time the console has to start its answer; then 503.
+    Above a staff reply's call to Rasa's HTTP API.
+
+    Raises:
+        ValueError: not a whole number from 15.
+    """
+    return _positive_int("CONSOLE_RESPONSE_TIMEOUT", 60, 15)
 
 
 # ------------------------------------------------------------------ website chat widget server
@@ -232,6 +329,42 @@ def web_widget_color() -> str:
     return color
 
 
+def widget_origins(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The origins whose pages may talk to Rasa from a browser (Rasa's CORS, socket.io connections):
+    the web server's own pages (``localhost``, ``127.0.0.1`` and ``WEB_INTERFACE`` on ``WEB_PORT``)
+    and ``WEB_ALLOWED_ORIGINS``.
+
+    Args:
+        env: the variables to read (default: this process's; the launcher passes its children's).
+    """
+    env = os.environ if env is None else env
+    port = int((env.get("WEB_PORT") or "").strip() or 8000)
+    hosts = ["localhost", "127.0.0.1"]
+    interface = (env.get("WEB_INTERFACE") or "").strip()
+    if interface and interface not in ("0.0.0.0", "::") and interface not in hosts:
+        hosts.append(f"[{interface}]" if ":" in interface else interface)
+    listed = [o.strip().rstrip("/") for o in (env.get("WEB_ALLOWED_ORIGINS") or "").split(",") if o.strip()]
+    return tuple(dict.fromkeys([*(f"http://{host}:{port}" for host in hosts), *listed]))
+
+
+def web_request_timeout() -> int:
+    """``WEB_REQUEST_TIMEOUT`` (15 s): time a client has to send a request's body to the web server; then 408.
+
+    Raises:
+        ValueError: not a whole number from 1.
+    """
+    return _positive_int("WEB_REQUEST_TIMEOUT", 15, 1)
+
+
+def web_response_timeout() -> int:
+    """``WEB_RESPONSE_TIMEOUT`` (30 s): time the web server has to start its answer; then 503.
+
+    Raises:
+        ValueError: not a whole number from 5.
+    """
+    return _positive_int("WEB_RESPONSE_TIMEOUT", 30, 5)
+
+
 # ------------------------------------------------------------------ several Rasa instances (production)
 
 
@@ -254,6 +387,24 @@ def redis_key_prefix() -> str:
 def socketio_channel() -> str:
     """The Redis pub/sub channel the Rasa instances pass socket.io emits on."""
     return f"{redis_key_prefix()}:socketio"
+
+
+# ------------------------------------------------------------------ the launcher
+
+
+def supervisor_status_file(env: Mapping[str, str] | None = None) -> Path:
+    """``SUPERVISOR_STATUS_FILE``: where the launcher records the servers it restarted, for the staff
+    console's notice (default ``<CLINIC_VAR_DIR>/run/supervisor.json``).
+
+    Args:
+        env: the variables to read (default: this process's; the launcher passes its children's).
+    """
+    env = os.environ if env is None else env
+    explicit = (env.get("SUPERVISOR_STATUS_FILE") or "").strip()
+    if explicit:
+        return Path(explicit)
+    var_dir = (env.get("CLINIC_VAR_DIR") or "").strip()
+    return (Path(var_dir) if var_dir else VAR_DIR) / "run" / "supervisor.json"
 
 
 def redact_url(url: str) -> str:

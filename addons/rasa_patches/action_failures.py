@@ -4,7 +4,8 @@ run never leaves the patient in silence or without crisis help.
 Why: Rasa 3.6, when the action server is down (or an action fails with an error), logs the
 failure and carries on as if the action had returned nothing: the patient gets no answer, and
 inside a form even a crisis message gets none (the form's validation fails before the crisis rule
-can run). With this patch:
+can run). An action server that hangs is the same failure once ``ACTION_TIMEOUT_SECONDS`` pass
+(:mod:`.action_server_sessions`; Rasa itself does not catch that timeout). With this patch:
 
 1. **A custom action that fails** (``action_escalate_to_staff``, ``action_crisis_protocol``, the
    hand-off hold, a booking step...) answers with ``utter_escalation_failed`` instead ("I couldn't
@@ -24,6 +25,7 @@ Rejections (``ActionExecutionRejection``) keep Rasa's behaviour.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -74,10 +76,19 @@ async def _run_remote_action(
         return await RUN.original(self, output_channel, nlg, tracker, domain)
     except ActionExecutionRejection:
         raise
+    except asyncio.TimeoutError:
+        logger.warning("custom action %s timed out (ACTION_TIMEOUT_SECONDS)", self.name())
+        if _is_validation(self):
+            raise RasaException(f"Custom action '{self.name()}' timed out") from None
     except RasaException:
-        if self.name().startswith("validate_"):  # a form's validation: decided by the form (below)
+        if _is_validation(self):
             raise
-        return await safe_message(self.name(), tracker, output_channel, nlg)
+    return await safe_message(self.name(), tracker, output_channel, nlg)
+
+
+def _is_validation(action: RemoteAction) -> bool:
+    """A form's validation: its failure is decided by the form (below)."""
+    return action.name().startswith("validate_")
 
 
 async def _validate_slots(

@@ -14,6 +14,13 @@ of the server's time. The kept sessions encode with ujson (a Rasa dependency) in
 (:func:`encode_json`): the same JSON values, without spaces; anything ujson refuses (NaN, integers
 beyond 64 bits) is encoded by ``json.dumps`` as before.
 
+Every request through a kept session ends after ``ACTION_TIMEOUT_SECONDS`` (default 5 s,
+:func:`clinic.settings.action_timeout_seconds`) instead of the 300 s Rasa asks for: a hung action
+server (stopped, deadlocked, a slow backend) then fails the action in seconds, and
+:mod:`.action_failures` gives the patient the safe reply, instead of holding the conversation (and
+an SMS turn) for five minutes. The action server is the only endpoint this project's Rasa calls
+through ``EndpointConfig.request``.
+
 Outside a coroutine, Rasa's own session (closed after use) is returned.
 """
 
@@ -28,18 +35,38 @@ import ujson
 from rasa.utils.endpoints import EndpointConfig
 
 from addons.rasa_patches.patch import Patch, Replacement
+from clinic import settings
 
 KEEPALIVE_S = 2.0
 SESSIONS = "_clinic_sessions"  # attribute of an EndpointConfig: {id(event loop): session}
+_timeout = aiohttp.ClientTimeout(total=5.0)  # set when installed (ACTION_TIMEOUT_SECONDS)
+
+
+class _TimedSession:
+    """The kept session, with every request bounded by the action timeout.
+
+    Rasa passes its own ``timeout`` (300 s) with each request, which would override the
+    session's; it is replaced here.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> Any:
+        kwargs["timeout"] = _timeout
+        return self._session.request(method, url, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 class _KeptSession:
     """``async with`` gives the endpoint's long-lived session and leaves it open."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: _TimedSession) -> None:
         self._session = session
 
-    async def __aenter__(self) -> aiohttp.ClientSession:
+    async def __aenter__(self) -> _TimedSession:
         return self._session
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -60,12 +87,10 @@ def _session(self: EndpointConfig) -> Any:
             if sessions[other].closed:
                 del sessions[other]
         auth = aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"]) if self.basic_auth else None
-        from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
-
-        kept = sessions[id(loop)] = aiohttp.ClientSession(
-            headers=self.headers, auth=auth, timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+        kept = sessions[id(loop)] = _TimedSession(aiohttp.ClientSession(
+            headers=self.headers, auth=auth, timeout=_timeout,
             connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S), json_serialize=encode_json,
-        )
+        ))
     return _KeptSession(kept)
 
 
@@ -77,5 +102,11 @@ def encode_json(value: Any) -> str:
         return json.dumps(value)
 
 
+def _read_timeout() -> None:
+    """Reads ``ACTION_TIMEOUT_SECONDS`` (a bad value stops the server from starting)."""
+    global _timeout
+    _timeout = aiohttp.ClientTimeout(total=settings.action_timeout_seconds())
+
+
 SESSION = Replacement(EndpointConfig, "session", _session)
-PATCH = Patch("kept action-server sessions", [SESSION])
+PATCH = Patch("kept action-server sessions", [SESSION], prepare=_read_timeout)

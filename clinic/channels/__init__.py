@@ -3,3 +3,7 @@
 SMS_CHANNEL = "twilio"
 """The SMS line's Rasa channel name (``addons/twilio_channel.py``). On it the conversation id is
 the patient's phone number (E.164), and domain.yml's ``channel: twilio`` response variants apply."""
+
+MEDIA_METADATA_KEY = "media"
+"""Message metadata: how many pictures or files came with the text (set by the SMS line). The
+safety layer reads a medical term written with a picture ("what's this rash?") as the patient's own."""

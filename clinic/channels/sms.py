@@ -12,8 +12,11 @@ uses it. Rules:
 * Buttons become numbered choices; a reply "1", "2"... maps back to the button's payload.
 * Messages longer than :data:`SMS_LIMIT` are split at sentence boundaries.
 * The first message to a new number carries a one-line privacy note (claimed once, atomically).
-* :class:`SmsDispatcher` sends in the background, in order per number, retries what may succeed
-  later, and logs only a pseudonym of the number, never the text.
+* Each incoming ``MessageSid`` is taken once in the clinic database (:func:`claim_message`), so
+  Twilio's re-deliveries are ignored by every instance, across restarts.
+* :class:`InOrder` runs work in the background one at a time per number: the connector's turns
+  and :class:`SmsDispatcher`'s sends, which retries what may succeed later and logs only a
+  pseudonym of the number, never the text.
 
 Texts live in ``clinic/channels/sms_texts.yml`` with clinic.yml placeholders.
 """
@@ -24,7 +27,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -37,7 +40,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from clinic.clock import utcnow
-from clinic.db import SmsContact, session_scope
+from clinic.db import ReceivedSms, SmsContact, session_scope
 from clinic.profile import ProfileCache
 from clinic.settings import environment
 
@@ -47,7 +50,7 @@ SMS_LIMIT = 320
 """Most characters in one outgoing message (the SMS variants in domain.yml respect it too)."""
 
 TEXTS_PATH = Path(__file__).resolve().parent / "sms_texts.yml"
-TEXT_NAMES = ("opted_out", "opted_in", "help", "privacy_note", "media", "choices_prompt")
+TEXT_NAMES = ("opted_out", "opted_in", "help", "privacy_note", "media", "media_with_text", "choices_prompt")
 
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
@@ -270,6 +273,20 @@ def opted_out_since(phone: str, database_url: str | None = None) -> datetime | N
     return row.opted_out_at or utcnow()
 
 
+def claim_message(message_sid: str, database_url: str | None = None) -> bool:
+    """Takes an incoming text's Twilio ``MessageSid``: True the first time, False for a re-delivery.
+
+    The primary key decides, so of two instances (or requests) taking one id at once exactly one
+    gets True.
+    """
+    try:
+        with session_scope(database_url) as session:
+            session.add(ReceivedSms(message_sid=message_sid))
+    except IntegrityError:
+        return False
+    return True
+
+
 def is_opted_out(phone: str, database_url: str | None = None) -> bool:
     """Whether ``phone`` texted STOP (or similar) and has not opted in since.
 
@@ -277,6 +294,69 @@ def is_opted_out(phone: str, database_url: str | None = None) -> bool:
     :func:`clinic.rasa_api.send_staff_reply` call it before sending anything.
     """
     return opted_out_since(phone, database_url) is not None
+
+
+# ------------------------------------------------------------------ background work
+
+
+class InOrder:
+    """Background work, one at a time per key (a phone number), in the order it was submitted.
+
+    Work for different keys runs concurrently. A failure of one piece of work does not stop the
+    next; it is logged without the key (a phone number).
+    """
+
+    def __init__(self) -> None:
+        self._tails: dict[str, asyncio.Task] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def __len__(self) -> int:
+        """Pieces of work not finished yet."""
+        return len(self._tasks)
+
+    def submit(self, key: str, work: Callable[[], Awaitable[Any]]) -> asyncio.Task:
+        """Starts ``work()`` once the key's earlier work is done; returns at once (call from the event loop).
+
+        Returns:
+            The task running it (its result is ``work``'s).
+        """
+        previous = self._tails.get(key)
+        task = asyncio.get_running_loop().create_task(self._after(previous, work))
+        self._tails[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._forget(key, done))
+        return task
+
+    @staticmethod
+    async def _after(previous: asyncio.Task | None, work: Callable[[], Awaitable[Any]]) -> Any:
+        if previous is not None:
+            await asyncio.wait([previous])  # keep the order; its outcome does not matter here
+        return await work()
+
+    def _forget(self, key: str, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(key) is task:
+            del self._tails[key]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background work failed", exc_info=task.exception())
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Waits until everything submitted so far (and work it submits meanwhile) is done.
+
+        Args:
+            timeout: give up after this many seconds (the work goes on).
+
+        Returns:
+            Whether everything is done.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self._tasks:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return False
+            await asyncio.wait(list(self._tasks), timeout=left)
+        return True
 
 
 # ------------------------------------------------------------------ sending
@@ -437,8 +517,7 @@ class SmsDispatcher:
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     database_url: str | None = None
     sleep: Callable[[float], Any] = asyncio.sleep
-    _tails: dict[str, asyncio.Task] = field(default_factory=dict, init=False, repr=False)
-    _tasks: set[asyncio.Task] = field(default_factory=set, init=False, repr=False)
+    _queue: InOrder = field(default_factory=InOrder, init=False, repr=False)
 
     def submit(self, to: str, body: str, *, even_if_opted_out: bool = False) -> asyncio.Task:
         """Queues one message to ``to`` and returns at once (call from the event loop).
@@ -451,26 +530,17 @@ class SmsDispatcher:
         Returns:
             The task sending it; its result is True when Twilio accepted the message.
         """
-        previous = self._tails.get(to)
-        task = asyncio.get_running_loop().create_task(self._deliver(previous, to, body, even_if_opted_out))
-        self._tails[to] = task
-        self._tasks.add(task)
-        task.add_done_callback(lambda done: self._forget(to, done))
-        return task
+        return self._queue.submit(to, lambda: self._deliver(to, body, even_if_opted_out))
 
-    def _forget(self, to: str, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if self._tails.get(to) is task:
-            del self._tails[to]
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Waits until everything queued so far is sent or given up (at most ``timeout`` s).
 
-    async def drain(self) -> None:
-        """Waits until everything queued so far is sent or given up."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        Returns:
+            Whether nothing is left to send.
+        """
+        return await self._queue.drain(timeout)
 
-    async def _deliver(self, previous: asyncio.Task | None, to: str, body: str, even_if_opted_out: bool) -> bool:
-        if previous is not None:
-            await asyncio.wait([previous])  # keep the order; its outcome does not matter here
+    async def _deliver(self, to: str, body: str, even_if_opted_out: bool) -> bool:
         ref = contact_ref(to)
         attempts = len(self.retry_delays) + 1
         for attempt in range(1, attempts + 1):

@@ -80,3 +80,39 @@ def test_the_prediction_outranks_the_rules(domain: Domain, tmp_path: Path) -> No
     abstained = policy.predict_action_probabilities(tracker(domain, UserUttered("hi", {"name": "greet"}),
                                                             handoff=False), domain)
     assert abstained.max_confidence == 0.0
+
+
+def _policy(tmp_path: Path) -> HandoffPolicy:
+    return HandoffPolicy.create({**HandoffPolicy.get_default_config()}, LocalModelStorage(tmp_path),
+                                Resource("handoff"), ExecutionContext(GraphSchema({}), "test"))
+
+
+def test_the_crisis_resources_hand_the_conversation_to_staff_whoever_predicts_next(
+        domain: Domain, tmp_path: Path) -> None:
+    resources_sent = DialogueStateTracker.from_events("conv", [
+        ActionExecuted("action_listen"), UserUttered("i want to end it all", {"name": "crisis"}),
+        ActionExecuted("utter_crisis_resources"),
+    ], slots=domain.slots)
+
+    prediction = _policy(tmp_path).predict_action_probabilities(resources_sent, domain)
+
+    # mandatory events: Rasa applies them even when the rule policy's action_crisis_protocol wins,
+    # so the hand-off holds when that action cannot run (action server down or hung)
+    assert prediction.events == [SlotSet("handoff", True)] and prediction.max_confidence == 0.0
+
+
+@pytest.mark.parametrize("events", [
+    [UserUttered("how much?", {"name": "faq_cost_insurance"})],
+    [UserUttered("i want to end it all", {"name": "crisis"})],  # the resources are not sent yet
+])
+def test_nothing_is_set_before_the_crisis_resources_are_sent(domain: Domain, tmp_path: Path, events: list) -> None:
+    tracker_ = DialogueStateTracker.from_events("conv", [ActionExecuted("action_listen"), *events], slots=domain.slots)
+
+    assert _policy(tmp_path).predict_action_probabilities(tracker_, domain).events == []
+
+
+def test_a_crisis_while_staff_hold_the_conversation_sets_nothing_again(domain: Domain, tmp_path: Path) -> None:
+    held = tracker(domain, UserUttered("i want to end it all", {"name": "crisis"}),
+                   ActionExecuted("utter_crisis_resources"))
+
+    assert _policy(tmp_path).predict_action_probabilities(held, domain).events == []

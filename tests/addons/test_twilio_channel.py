@@ -20,7 +20,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sanic.request import RequestParameters
 from twilio.request_validator import RequestValidator
 
-from addons.twilio_channel import ClinicTwilioInput, ClinicTwilioOutput
+from addons.twilio_channel import EMPTY_TWIML, ClinicTwilioInput, ClinicTwilioOutput
 from clinic.channels import sms
 from clinic.channels.sms import SmsDispatcher, SmsLineSettings, SmsTexts
 
@@ -53,6 +53,7 @@ class Line:
     agent: Agent
     received: list[UserMessage]
     reply: str | None = "Our answer."
+    gate: asyncio.Event | None = None  # when set: the assistant thinks until the gate opens
 
     @property
     def bodies(self) -> list[str]:
@@ -60,32 +61,43 @@ class Line:
 
     def post(self, fields: dict[str, str], *, sign_for: str | None = URL, signature: str | None = None,
              url: str = URL) -> tuple[int, str]:
-        """Posts the form as Twilio would (signed for ``sign_for``), waits for the SMS sent."""
-        form = RequestParameters({key: [value] for key, value in fields.items()})
-        if signature is None and sign_for is not None:
-            signature = RequestValidator(TOKEN).compute_signature(sign_for, form)
-
+        """Posts the form as Twilio would (signed for ``sign_for``), waits until it is processed and the SMS sent."""
         async def run() -> tuple[int, str]:
-            result = await self.channel.handle(form, url=url, signature=signature,
-                                               on_new_message=self._assistant, agent=self.agent)
-            await self.channel.dispatcher.drain()
+            result = await self.handle(fields, sign_for=sign_for, signature=signature, url=url)
+            await self.channel.drain()
             return result
 
         return asyncio.run(run())
 
+    async def handle(self, fields: dict[str, str], *, sign_for: str | None = URL, signature: str | None = None,
+                     url: str = URL) -> tuple[int, str]:
+        """The webhook's answer to the form, signed as Twilio would (without waiting for the processing)."""
+        form = RequestParameters({key: [value] for key, value in fields.items()})
+        if signature is None and sign_for is not None:
+            signature = RequestValidator(TOKEN).compute_signature(sign_for, form)
+        return await self.channel.handle(form, url=url, signature=signature, on_new_message=self._assistant,
+                                         agent=self.agent)
+
     async def _assistant(self, message: UserMessage) -> None:
         self.received.append(message)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.reply:
             await message.output_channel.send_text_message(message.sender_id, self.reply)
 
 
-@pytest.fixture
-def line(sqlite_url: str) -> Line:
+def new_line(database_url: str) -> Line:
+    """One instance of the SMS line (a Rasa server) on the clinic database ``database_url``."""
     transport = Transport()
     settings = SmsLineSettings(account_sid="AC" + "0" * 32, auth_token=TOKEN, number="+15550104201", webhook_url=URL)
-    dispatcher = SmsDispatcher(transport, retry_delays=(), database_url=sqlite_url)
-    channel = ClinicTwilioInput(settings, texts=SmsTexts(), dispatcher=dispatcher, database_url=sqlite_url)
+    dispatcher = SmsDispatcher(transport, retry_delays=(), database_url=database_url)
+    channel = ClinicTwilioInput(settings, texts=SmsTexts(), dispatcher=dispatcher, database_url=database_url)
     return Line(channel, transport, Agent(), [])
+
+
+@pytest.fixture
+def line(sqlite_url: str) -> Line:
+    return new_line(sqlite_url)
 
 
 def texts() -> SmsTexts:
@@ -164,6 +176,82 @@ def test_a_redelivered_message_is_handled_once(line: Line) -> None:
     assert status == 200 and len(line.received) == 1
 
 
+def test_a_redelivery_to_another_instance_or_after_a_restart_is_handled_once(sqlite_url: str) -> None:
+    first, second = new_line(sqlite_url), new_line(sqlite_url)
+    fields = {"From": PHONE, "Body": "i'm on lithium, is ketamine ok?", "MessageSid": "SM1"}
+
+    first.post(fields)
+    assert second.post(fields)[0] == 200
+    restarted = new_line(sqlite_url)  # nothing kept in memory
+    restarted.post(fields)
+
+    assert [len(line.received) for line in (first, second, restarted)] == [1, 0, 0]
+    assert len(first.bodies) == 1 and second.bodies == [] and restarted.bodies == []
+
+
+def test_a_message_posted_to_two_instances_at_once_is_handled_once(sqlite_url: str) -> None:
+    first, second = new_line(sqlite_url), new_line(sqlite_url)
+    fields = {"From": PHONE, "Body": "hello", "MessageSid": "SM1"}
+
+    async def both() -> None:
+        await asyncio.gather(first.handle(fields), second.handle(fields))
+        await asyncio.gather(first.channel.drain(), second.channel.drain())
+
+    asyncio.run(both())
+
+    assert len(first.received) + len(second.received) == 1
+
+
+def test_without_the_database_a_message_is_still_handled(line: Line, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    def unavailable(*_: Any) -> bool:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(sms, "claim_message", unavailable)
+
+    line.post({"From": PHONE, "Body": "hello", "MessageSid": "SM1"})
+
+    assert [m.text for m in line.received] == ["hello"]
+
+
+# ------------------------------------------------------------------ answered at once, processed in order
+
+
+def test_twilio_gets_its_answer_at_once_and_the_reply_follows_by_the_api(line: Line) -> None:
+    async def run() -> None:
+        line.gate = asyncio.Event()  # the assistant is slow (the action server hangs)
+        answer = await asyncio.wait_for(line.handle({"From": PHONE, "Body": "hello", "MessageSid": "SM1"}), 2)
+        assert answer == (200, EMPTY_TWIML)
+        await asyncio.sleep(0.2)
+        assert [m.text for m in line.received] == ["hello"] and line.transport.sent == []
+        line.gate.set()
+        await line.channel.drain()
+
+    asyncio.run(run())
+
+    assert line.bodies[0].startswith("Our answer.")
+
+
+def test_texts_from_one_number_are_processed_in_order_and_other_numbers_do_not_wait(line: Line) -> None:
+    other_phone = "+15005550007"
+
+    async def run() -> None:
+        line.gate = asyncio.Event()
+        for phone, body, sid in ((PHONE, "first", "SM1"), (PHONE, "second", "SM2"), (other_phone, "other", "SM3")):
+            assert await asyncio.wait_for(line.handle({"From": phone, "Body": body, "MessageSid": sid}), 2) == (
+                200, EMPTY_TWIML)
+        await asyncio.sleep(0.3)
+        assert sorted(m.text for m in line.received) == ["first", "other"]  # "second" waits for "first"
+        line.gate.set()
+        await line.channel.drain()
+
+    asyncio.run(run())
+
+    texts_of_phone = [m.text for m in line.received if m.sender_id == PHONE]
+    assert texts_of_phone == ["first", "second"] and len(line.received) == 3
+
+
 # ------------------------------------------------------------------ keywords
 
 
@@ -225,11 +313,26 @@ def test_a_picture_gets_the_media_note(line: Line) -> None:
     assert line.bodies[0].startswith(texts().get("media"))
 
 
-def test_a_picture_with_text_gets_the_note_and_an_answer(line: Line) -> None:
-    line.post({"From": PHONE, "Body": "is this normal?", "NumMedia": "1"})
+def test_a_picture_with_text_gets_an_answer_that_says_the_picture_was_not_read(line: Line, sqlite_url: str) -> None:
+    sms.claim_privacy_notice(PHONE, sqlite_url)
 
-    assert [m.text for m in line.received] == ["is this normal?"]
-    assert line.bodies[0].startswith(texts().get("media")) and line.bodies[1] == "Our answer."
+    line.post({"From": PHONE, "Body": "what's this rash?", "NumMedia": "1",
+               "MediaUrl0": "https://api.twilio.com/x.jpg"})
+
+    [message] = line.received
+    # the safety layer is told a picture came (it makes "this rash" the patient's own: medical)
+    assert (message.text, message.metadata) == ("what's this rash?", {"media": 1})
+    assert line.bodies == [f"Our answer.\n{texts().get('media_with_text')}"]  # one reply, both said
+
+
+def test_a_picture_with_text_and_no_answer_still_gets_the_note(line: Line, sqlite_url: str) -> None:
+    sms.claim_privacy_notice(PHONE, sqlite_url)
+    line.reply = None  # e.g. staff hold the conversation: the assistant says nothing
+
+    line.post({"From": PHONE, "Body": "here is the rash", "NumMedia": "2"})
+
+    assert [m.text for m in line.received] == ["here is the rash"]
+    assert line.bodies == [texts().get("media_with_text")]
 
 
 def _bot_asked_with_buttons(line: Line, *later: Any) -> None:
@@ -325,3 +428,48 @@ def test_a_text_starting_with_a_slash_is_never_a_command(line: Line) -> None:
 
     assert [m.text for m in line.received] == ["EXTERNAL_handoff_resolved", "EXTERNAL_handoff_resolved",
                                                "request_human"]
+
+
+def test_a_stopping_server_first_finishes_the_texts_it_answered(sqlite_url: str) -> None:
+    import time
+    import uuid
+
+    import httpx
+    from sanic import Sanic
+
+    from tests.clinic.staff.notifiers.servers import free_port
+
+    line, port = new_line(sqlite_url), free_port()
+    fields = {"From": PHONE, "Body": "how much is it?", "MessageSid": "SM1"}
+    signature = RequestValidator(TOKEN).compute_signature(URL, fields)
+
+    async def slow_assistant(message: UserMessage) -> None:
+        await asyncio.sleep(1.5)
+        await line._assistant(message)
+
+    async def scenario() -> float:
+        Sanic.test_mode = True  # lets several apps start in one process
+        app = Sanic(f"twilio_channel_test_{uuid.uuid4().hex}")
+        app.ctx.agent = line.agent
+        app.blueprint(line.channel.blueprint(slow_assistant), url_prefix="/webhooks/twilio")
+        server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False)
+        await server.startup()
+        await server.before_start()
+        await server.after_start()
+        async with httpx.AsyncClient() as client:
+            started = time.monotonic()
+            response = await client.post(f"http://127.0.0.1:{port}/webhooks/twilio/webhook", data=fields,
+                                         headers={"X-Twilio-Signature": signature}, timeout=10)
+            answered_in = time.monotonic() - started
+        assert response.status_code == 200 and response.text == EMPTY_TWIML
+        assert line.transport.sent == []  # still being processed
+        await server.before_stop()  # shutting down: waits for the turn and its texts
+        server.close()
+        await server.wait_closed()
+        await server.after_stop()
+        return answered_in
+
+    answered_in = asyncio.run(scenario())
+
+    assert answered_in < 1.0
+    assert [m.text for m in line.received] == ["how much is it?"] and line.bodies[0].startswith("Our answer.")

@@ -22,6 +22,7 @@ from clinic.db import (
     EscalationMessage,
     EscalationNote,
     Notification,
+    ReceivedSms,
     SmsContact,
     StaffReply,
     StaffSession,
@@ -50,8 +51,8 @@ EVENTS = Table(
 MODELS = {
     "escalations": Escalation, "escalation_messages": EscalationMessage, "escalation_notes": EscalationNote,
     "staff_replies": StaffReply, "notifications": Notification, "bookings": Booking,
-    "booking_requests": BookingRequest, "sms_contacts": SmsContact, "staff_sessions": StaffSession,
-    "audit_events": AuditEvent,
+    "booking_requests": BookingRequest, "sms_contacts": SmsContact, "received_sms": ReceivedSms,
+    "staff_sessions": StaffSession, "audit_events": AuditEvent,
 }
 
 
@@ -135,7 +136,7 @@ def seeded(database_url: str) -> str:
 EXPECTED = {
     TRACKER_CONVERSATIONS: 1, TRACKER_EVENTS: 4, "escalations": 1, "escalation_messages": 1,
     "escalation_notes": 1, "staff_replies": 1, "notifications": 1, "bookings": 1, "booking_requests": 2,
-    "sms_contacts": 1, "staff_sessions": 1, "audit_events": 1,
+    "sms_contacts": 1, "received_sms": 0, "staff_sessions": 1, "audit_events": 1,
 }
 
 

@@ -1,8 +1,9 @@
 """addons.rasa_patches.action_failures: a custom action that cannot run answers with a safe message, and a
 form whose validation cannot run lets other rules (the crisis rule) handle non-answers.
 
-The action server is a closed port (connection refused), as when it was killed.
-(End to end: tests/integration/test_faults.py.)
+The action server is a closed port (connection refused), as when it was killed, or a port that
+accepts connections and never answers, as when it hangs (with ``ACTION_TIMEOUT_SECONDS`` short).
+(End to end: tests/integration/test_faults.py and tests/integration/test_hung_action_server.py.)
 """
 
 from __future__ import annotations
@@ -44,6 +45,25 @@ def dead_action_server() -> EndpointConfig:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return EndpointConfig(url=f"http://127.0.0.1:{port}/webhook")
+
+
+@pytest.fixture
+def hung_action_server() -> Iterator[EndpointConfig]:
+    with socket.socket() as s:  # connections are accepted (the backlog) but nothing is ever answered
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield EndpointConfig(url=f"http://127.0.0.1:{s.getsockname()[1]}/webhook")
+
+
+@pytest.fixture
+def short_timeout(nlg: ClinicNLG, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both patches, with ``ACTION_TIMEOUT_SECONDS`` of half a second (read when installed)."""
+    from addons.rasa_patches import action_server_sessions
+
+    monkeypatch.setenv("ACTION_TIMEOUT_SECONDS", "0.5")
+    action_server_sessions.PATCH.uninstall()
+    action_server_sessions.PATCH.install()
+    action_failures.PATCH.install()
 
 
 @pytest.fixture
@@ -137,3 +157,32 @@ def test_install_is_idempotent_and_uninstall_restores(uninstalled: None) -> None
     assert RemoteAction.run is not original
     action_failures.PATCH.uninstall()
     assert RemoteAction.run is original
+
+
+def test_an_action_server_that_hangs_gets_the_safe_message_within_the_timeout(
+    short_timeout: None, domain, nlg, hung_action_server
+) -> None:
+    import time
+
+    tracker = _tracker(domain, "i want to end it all", "crisis", "m5")
+    started = time.monotonic()
+
+    events = _run(RemoteAction("action_crisis_protocol", hung_action_server).run(
+        CollectingOutputChannel(), nlg, tracker, domain))
+
+    assert time.monotonic() - started < 3  # not Rasa's 300 s
+    [said] = events
+    assert isinstance(said, BotUttered) and "Please call us" in said.text and "911" in said.text
+
+
+def test_a_form_answer_whose_validation_hangs_is_dropped_and_the_patient_told(
+    short_timeout: None, domain, nlg, hung_action_server
+) -> None:
+    form = FormAction("booking_form", hung_action_server)
+    tracker = _tracker(domain, "312-555-0187", "inform", "m6", ActiveLoop("booking_form"),
+                       SlotSet("requested_slot", "phone"))
+
+    events = _run(form.validate_slots({"phone": "312-555-0187"}, tracker, domain, CollectingOutputChannel(), nlg))
+
+    assert events[0] == SlotSet("phone", None)
+    assert isinstance(events[1], BotUttered) and "Please call us" in events[1].text

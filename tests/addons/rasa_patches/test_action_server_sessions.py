@@ -97,3 +97,40 @@ def test_whole_action_requests_are_encoded_as_the_same_json() -> None:
     assert any("domain" in p for p in payloads) and any(len(p["tracker"]["events"]) > 30 for p in payloads)
     for payload in payloads:
         assert json.loads(encode_json(payload)) == json.loads(json.dumps(payload))
+
+
+def test_a_request_to_a_hung_server_ends_after_the_action_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from addons.rasa_patches import action_server_sessions
+
+    monkeypatch.setenv("ACTION_TIMEOUT_SECONDS", "0.5")
+    action_server_sessions.PATCH.install()
+
+    async def call(endpoint: EndpointConfig) -> None:
+        try:
+            await endpoint.request(json={"next_action": "action_crisis_protocol"}, method="post", timeout=300)
+        finally:
+            for session in endpoint.__dict__.get(SESSIONS, {}).values():
+                await session.close()
+
+    with socket.socket() as hung:  # accepts connections (the backlog), never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(4)
+        started = time.monotonic()
+        with pytest.raises(asyncio.TimeoutError):
+            asyncio.run(call(EndpointConfig(f"http://127.0.0.1:{hung.getsockname()[1]}/webhook")))
+
+    assert time.monotonic() - started < 2  # Rasa asks for 300 s
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "301", "nan"])
+def test_a_bad_action_timeout_stops_the_start(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from addons.rasa_patches import action_server_sessions
+
+    monkeypatch.setenv("ACTION_TIMEOUT_SECONDS", value)
+
+    with pytest.raises(ValueError, match="ACTION_TIMEOUT_SECONDS"):
+        action_server_sessions.PATCH.install()
+    assert not action_server_sessions.PATCH.installed

@@ -372,3 +372,99 @@ def test_twilios_own_opt_out_is_recorded(sqlite_url: str) -> None:
 
     assert _dispatch(transport, sqlite_url, (PHONE, "hello")) == [False]
     assert sms.is_opted_out(PHONE, sqlite_url)
+
+
+# ------------------------------------------------------------------ received MessageSids
+
+
+def test_a_message_sid_is_taken_once(database_url: str) -> None:
+    assert sms.claim_message("SM0123456789abcdef0123456789abcdef", database_url)
+    assert not sms.claim_message("SM0123456789abcdef0123456789abcdef", database_url)
+    assert sms.claim_message("SMfedcba9876543210fedcba9876543210", database_url)
+
+
+def test_of_many_instances_taking_one_message_sid_at_once_exactly_one_gets_it(database_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        taken = list(pool.map(lambda _: sms.claim_message("SMsame", database_url), range(8)))
+
+    assert taken.count(True) == 1
+
+
+def test_received_message_sids_are_purged_after_a_week(sqlite_url: str) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from clinic.clock import utcnow
+    from clinic.db import ReceivedSms, session_scope
+    from clinic.retention import purge
+
+    now = utcnow()
+    with session_scope(sqlite_url) as session:
+        session.add_all([ReceivedSms(message_sid="SMold", received_at=now - timedelta(days=8)),
+                         ReceivedSms(message_sid="SMnew", received_at=now - timedelta(days=6))])
+
+    report = purge(days=365, audit_days=365, now=now, database_url=sqlite_url, tracker_url=sqlite_url)
+
+    assert report.deleted["received_sms"] == 1
+    with session_scope(sqlite_url) as session:
+        assert list(session.execute(select(ReceivedSms.message_sid)).scalars()) == ["SMnew"]
+
+
+# ------------------------------------------------------------------ background work in order
+
+
+def test_work_for_one_number_runs_in_order_and_other_numbers_do_not_wait() -> None:
+    started: list[str] = []
+
+    async def run() -> None:
+        gate = asyncio.Event()
+        queue = sms.InOrder()
+
+        def work(name: str, wait: bool = False):
+            async def go() -> str:
+                started.append(name)
+                if wait:
+                    await gate.wait()
+                return name
+            return go
+
+        first = queue.submit(PHONE, work("first", wait=True))
+        second = queue.submit(PHONE, work("second"))
+        other = queue.submit(LINE, work("other"))
+        await asyncio.sleep(0.05)
+        assert started == ["first", "other"] and not second.done()
+        assert not await queue.drain(timeout=0.05)  # "first" still waits
+        gate.set()
+        assert await queue.drain(timeout=5)
+        assert [t.result() for t in (first, second, other)] == ["first", "second", "other"]
+        assert len(queue) == 0
+
+    asyncio.run(run())
+
+    assert started == ["first", "other", "second"]
+
+
+def test_a_failing_piece_of_work_does_not_stop_the_next(caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> list[str]:
+        queue = sms.InOrder()
+        done: list[str] = []
+
+        async def fail() -> None:
+            raise RuntimeError("boom")
+
+        async def then() -> None:
+            done.append("next")
+
+        failing = queue.submit(PHONE, fail)
+        queue.submit(PHONE, then)
+        await queue.drain()
+        assert isinstance(failing.exception(), RuntimeError)
+        return done
+
+    with caplog.at_level(logging.ERROR, logger="clinic.channels.sms"):
+        assert asyncio.run(run()) == ["next"]
+
+    assert "background work failed" in caplog.text and "5550006" not in caplog.text

@@ -1,7 +1,10 @@
-"""clinic.staff.reconcile: escalations a failed action call missed are recorded once.
+"""clinic.staff.reconcile: escalations a failed action call missed are recorded once, and their
+conversations held for staff.
 
 The tracker store is a small SQLite ``events`` table with the layout of Rasa's SQLTrackerStore
-(id, sender_id, type_name, timestamp, intent_name, action_name, data as JSON text).
+(id, sender_id, type_name, timestamp, intent_name, action_name, data as JSON text). Rasa's HTTP
+API, which puts a conversation into hand-off, is a recording stand-in (for real:
+tests/integration/test_hung_action_server.py).
 """
 
 from __future__ import annotations
@@ -16,10 +19,32 @@ import pytest
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine
 
 from clinic.db import get_engine
+from clinic.rasa_api import Delivery
+from clinic.staff import reconcile as reconcile_module
 from clinic.staff.reconcile import reconcile
-from tests.clinic.staff import stored_escalations
+from tests.clinic.staff import mark_resolved, stored_escalations
 
 DAY = 24 * 3600
+
+
+class RasaApi:
+    """Records the conversations put into hand-off; answers with ``delivery``."""
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self.delivery = Delivery(True)
+
+    def hold(self, conversation_id: str) -> Delivery:
+        self.held.append(conversation_id)
+        return self.delivery
+
+
+@pytest.fixture(autouse=True)
+def rasa(monkeypatch: pytest.MonkeyPatch) -> RasaApi:
+    """Rasa's HTTP API as the reconciler reaches it by default (never a real server here)."""
+    api = RasaApi()
+    monkeypatch.setattr(reconcile_module, "hold_for_staff", api.hold)
+    return api
 
 
 @pytest.fixture
@@ -176,3 +201,63 @@ def test_conversations_older_than_the_window_are_skipped(store, tracker_url: str
 
 def test_a_tracker_store_without_events_records_nothing(tracker_url: str, database_url: str) -> None:
     assert reconcile(tracker_url, database_url) == 0
+
+
+# ------------------------------------------------------------------ hand-off
+
+
+def medical_turn(message_id: str, at: float) -> list[dict[str, Any]]:
+    """A medical question whose escalating action failed (no escalation_id, no hand-off)."""
+    return [user(message_id, "i'm on lithium, is it ok?", "medical_question", at),
+            action("action_escalate_to_staff", at + 0.1), bot("I couldn't reach our team's inbox", at + 0.1),
+            action("action_listen", at + 0.2)]
+
+
+def test_a_recorded_conversation_is_put_into_hand_off(store, tracker_url: str, database_url: str,
+                                                      rasa: RasaApi) -> None:
+    store("conv-1", medical_turn("m1", time.time() - 50))
+
+    assert reconcile(tracker_url, database_url) == 1
+
+    assert rasa.held == ["conv-1"]
+
+
+def test_a_crisis_already_in_hand_off_is_left_alone(store, tracker_url: str, database_url: str,
+                                                    rasa: RasaApi) -> None:
+    now = time.time()
+    turn = crisis_turn("m1", now - 50, recorded=False)
+    turn.insert(4, slot("handoff", True, now - 49.9))  # set with the crisis resources (addons/handoff_policy.py)
+    store("conv-1", turn)
+
+    assert reconcile(tracker_url, database_url) == 1
+    assert rasa.held == []
+
+
+def test_a_hand_off_that_failed_is_tried_again_until_it_holds(store, tracker_url: str, database_url: str,
+                                                              rasa: RasaApi) -> None:
+    now = time.time()
+    store("conv-1", medical_turn("m1", now - 50))
+    rasa.delivery = Delivery(False, "the assistant server is unreachable (ConnectionError)")
+
+    assert reconcile(tracker_url, database_url) == 1
+    rasa.delivery = Delivery(True)
+    assert reconcile(tracker_url, database_url) == 0  # recorded once, held at the second try
+    store("conv-1", [slot("handoff", True, now - 10)])  # what Rasa stored for it
+    assert reconcile(tracker_url, database_url) == 0
+
+    assert rasa.held == ["conv-1", "conv-1"]
+
+
+def test_a_conversation_whose_escalation_staff_resolved_is_not_held_again(
+    store, tracker_url: str, database_url: str, rasa: RasaApi
+) -> None:
+    store("conv-1", medical_turn("m1", time.time() - 50))
+    rasa.delivery = Delivery(False, "the assistant server is unreachable (ConnectionError)")
+    reconcile(tracker_url, database_url)
+    [escalation] = stored_escalations(database_url=database_url)
+    mark_resolved(database_url, escalation.id)
+    rasa.delivery = Delivery(True)
+
+    reconcile(tracker_url, database_url)
+
+    assert rasa.held == ["conv-1"]  # only the failed first try
