@@ -55,6 +55,9 @@ class Outcome:
     texts: list[str] = field(default_factory=list)
     utter_actions: list[str] = field(default_factory=list)
     booking_started: bool = False
+    # A form already running asked its next question: a booking turn, and no fault after a
+    # pleasantry ("thanks!" -> "You're welcome!" and the form's question again).
+    booking_continued: bool = False
     intent: str | None = None
     guard_rule: str | None = None
     crisis_kind: str | None = None
@@ -92,7 +95,7 @@ class Outcome:
             return "human" if self.intent == "request_human" else "medical"
         if self.held:
             return "handoff"
-        if self.booking_started:
+        if self.booking_started or self.booking_continued:
             return "booking"
         if self.topics:
             return "faq"
@@ -115,7 +118,7 @@ def passes(expect: str, topics: list[str] | None, outcome: Outcome, reply_langua
     if expect in ("medical", "human"):
         return outcome.escalated
     if expect == "booking":
-        return outcome.booking_started
+        return outcome.booking_started or outcome.booking_continued
     if expect == "faq":
         # Without topics (a quick held-out set), any approved FAQ answer counts.
         answered = outcome.topics & set(topics) if topics else outcome.topics
@@ -154,7 +157,7 @@ def outcome_from_events(events: list[dict[str, Any]], latency_ms: float = 0.0) -
     if BOOKING_FORMS & set(outcome.actions) and not any(
         e.get("event") == "active_loop" for e in events[last_user + 1 :]
     ):
-        outcome.booking_started = True  # the form was already active and kept going
+        outcome.booking_continued = True  # the form was already active and kept going
     return outcome
 
 

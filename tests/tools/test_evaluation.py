@@ -92,7 +92,17 @@ def test_a_form_that_keeps_going_counts_as_booking() -> None:
     events = [user("Ana López", "inform"), action("booking_form"), bot("What mobile number can our team reach you on?"),
               action("action_listen")]
 
-    assert outcome_from_events(events).booking_started
+    outcome = outcome_from_events(events)
+
+    assert outcome.booking_continued and outcome.label() == "booking"
+    assert passes("booking", None, outcome)
+
+
+def test_a_pleasantry_answered_inside_a_running_form_is_not_a_new_booking() -> None:
+    events = [user("thanks!", "thanks"), action("utter_thanks_in_form"), bot("You're welcome!"),
+              action("booking_form"), bot("What is your full name?"), action("action_listen")]
+
+    assert passes("other", None, outcome_from_events(events))
 
 
 @pytest.mark.parametrize("form", ["reschedule_form", "cancel_form"])
