@@ -67,16 +67,18 @@ _MEDICAL_LABELS = (
     "MEDICINE", "MEDICINE_WORD", "CONTRAINDICATION", "CONDITION", "PREGNANCY", "SYMPTOM",
     "AFTER_TREATMENT", "TEST", "DOSE_WORD", "VERDICT",
 )
-_POSSESSIVES = frozenset({"my", "his", "her", "their", "our", "mine"})
+_POSSESSIVES = frozenset({"my", "his", "her", "their", "our", "mine", "mi", "mis", "su", "sus"})
 _TAKING_WORDS = frozenset(
     {"on", "take", "taking", "prescribe", "use", "stop", "quit", "switch", "wean", "taper", "try", "smoke", "drink",
-     "need"}
+     "need", "tomo", "tomando", "toma", "recetaron", "uso", "usando"}
 )
 _HAVING_WORDS = frozenset(
-    {"have", "be", "'m", "'s", "diagnose", "history", "suffer", "with", "get", "deal", "struggle"}
+    {"have", "be", "'m", "'s", "diagnose", "history", "suffer", "with", "get", "deal", "struggle",
+     "tengo", "tiene", "padezco", "sufro", "diagnosticaron", "con"}
 )
 _FEELING_WORDS = frozenset(
-    {"feel", "felt", "feeling", "still", "since", "worse", "weird", "off", "hurt", "pain", "sick"}
+    {"feel", "felt", "feeling", "still", "since", "worse", "weird", "off", "hurt", "pain", "sick",
+     "siento", "todavía", "todavia", "desde", "peor", "raro", "rara", "mal", "duele"}
 )
 _TENSE_WORDS = frozenset({"having", "is", "are", "am", "'m", "'re", "'s", "keeps", "won't", "can't"})
 _REPEAT_RE = re.compile(r"(\S)\1{2,}")
@@ -171,7 +173,7 @@ class LexiconGuard:
         generic = medicines.pop("generic_words", [])
         conditions = _load_yaml(self._dir, "conditions.yml")
         pregnancy_words = [
-            c for c in conditions.get("other", []) if re.search(r"pregnan|breast|nursing|conceiv|ivf", c)
+            c for c in conditions.get("other", []) if re.search(r"pregnan|breast|nursing|conceiv|ivf|embaraz|lactan|amamant|dando pecho", c)
         ]
         other_conditions = [
             c

@@ -249,3 +249,35 @@ def test_the_timing_harness_measures_an_ordinary_message(guard) -> None:
 
     assert category == "crisis"
     assert 0 < elapsed_ms < FAST_MS
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("vomité dos veces desde mi sesión de ayer", "treatment_reaction"),
+        ("tengo mareos fuertes y no se me quitan", "personal_symptom"),
+        ("estoy embarazada de tres meses, me puedo hacer la infusion?", "pregnancy"),
+        ("padezco de epilepsia, eso es un problema?", "personal_condition"),
+        ("mi papa tiene presion alta y quiere probar", "personal_condition"),
+        ("tengo ansiedad, me ayudaria la ketamina?", "personal_verdict"),
+    ],
+)
+def test_spanish_personal_medical_questions_go_to_staff(guard, text: str, rule: str) -> None:
+    result = guard.check(text)
+
+    assert (result.category, result.rule) == ("medical", rule)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "me muero de hambre, a qué hora abren?",
+        "es normal sentir mareo después de la infusión?",
+        "cuanto cuesta la consulta para mi mamá?",
+        "el martes le sirve a mi esposo?",
+        "estoy muerta de cansancio del trabajo jaja",
+        "qué efectos secundarios tiene la ketamina en general?",
+    ],
+)
+def test_spanish_everyday_and_general_messages_are_not_personal_medical(guard, text: str) -> None:
+    assert guard.check(text).category is None
