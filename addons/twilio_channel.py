@@ -38,6 +38,7 @@ from clinic.channels import MEDIA_METADATA_KEY, SMS_CHANNEL, sms
 from clinic.channels.patient_input import only_offered_payloads
 from clinic.channels.request_limits import limit_request_size
 from clinic.channels.sms import InOrder, Keyword, SmsDispatcher, SmsLineSettings, SmsTexts, TwilioSmsTransport
+from clinic.reading.language import detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ClinicTwilioOutput(OutputChannel):
         self.texts = texts
         self.database_url = database_url
         self.note: str | None = None
+        self.language = "en"  # of the line's own texts (keyword answers, notes, the choices prompt)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         """Queues the text (split when long), after the privacy note check."""
@@ -71,7 +73,8 @@ class ClinicTwilioOutput(OutputChannel):
     async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: list[dict[str, Any]],
                                      **kwargs: Any) -> None:
         """Buttons become numbered lines; the patient answers with the number."""
-        await self._send(recipient_id, sms.numbered_choices(text, buttons, self.texts.get("choices_prompt")))
+        prompt = self.texts.get("choices_prompt", self.language)
+        await self._send(recipient_id, sms.numbered_choices(text, buttons, prompt))
 
     async def send_quick_replies(self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]],
                                  **kwargs: Any) -> None:
@@ -95,7 +98,7 @@ class ClinicTwilioOutput(OutputChannel):
 
     async def send_line_text(self, recipient_id: str, name: str) -> None:
         """Queues one of the line's own texts (HELP answer, media note...)."""
-        await self._send(recipient_id, self.texts.get(name))
+        await self._send(recipient_id, self.texts.get(name, self.language))
 
     async def send_note(self, recipient_id: str) -> None:
         """Queues the note on its own, if no message has carried it (the assistant said nothing)."""
@@ -112,7 +115,7 @@ class ClinicTwilioOutput(OutputChannel):
             logger.info("sms to %s not sent: the number opted out", sms.contact_ref(phone))
             return
         if await asyncio.to_thread(sms.claim_privacy_notice, phone, self.database_url):
-            text = f"{text.strip()}\n{self.texts.get('privacy_note')}"
+            text = f"{text.strip()}\n{self.texts.get('privacy_note', self.language)}"
         for part in sms.split_sms(text):
             self.dispatcher.submit(phone, part)
 
@@ -240,6 +243,7 @@ class ClinicTwilioInput(InputChannel):
                 logger.error("sms from %s not answered: the SMS line cannot send (configuration)", ref)
             await asyncio.to_thread(sms.ensure_contact, phone, self.database_url)
             output = ClinicTwilioOutput(self.dispatcher, self.texts, self.database_url)
+            output.language = sms.keyword_language(body) or detect_language(body) or await _language_of(agent, phone)
             if await self._answered_keyword(output, phone, body):
                 return
             text = _patient_text(body)
@@ -249,7 +253,7 @@ class ClinicTwilioInput(InputChannel):
                 return
             if media:  # the text is read (the safety layer knows a picture came), and the reply
                 # says the picture was not seen
-                output.note = self.texts.get("media_with_text")
+                output.note = self.texts.get("media_with_text", output.language)
             payload = await self._chosen_payload(agent, phone, text)
             # An opted-out patient's messages still reach the assistant (a crisis is escalated to
             # staff, who see the opt-out in the console); the output sends nothing to them.
@@ -276,7 +280,7 @@ class ClinicTwilioInput(InputChannel):
         if word is Keyword.OPT_OUT:
             if await asyncio.to_thread(sms.record_opt_out, phone, self.database_url):
                 logger.info("sms %s opted out", ref)
-                self.dispatcher.submit(phone, self.texts.get("opted_out"), even_if_opted_out=True)
+                self.dispatcher.submit(phone, self.texts.get("opted_out", output.language), even_if_opted_out=True)
             return True
         if word is Keyword.OPT_IN and await asyncio.to_thread(sms.record_opt_in, phone, self.database_url):
             logger.info("sms %s opted in again", ref)
@@ -292,6 +296,15 @@ class ClinicTwilioInput(InputChannel):
         if agent is None or agent.tracker_store is None or not sms.is_choice(text):
             return None
         return sms.chosen_payload(text, offered_buttons(await agent.tracker_store.retrieve(phone), latest_only=True))
+
+
+async def _language_of(agent: Any, phone: str) -> str:
+    """The conversation's language (its ``language`` slot), English when there is none yet."""
+    if agent is None or agent.tracker_store is None:
+        return "en"
+    tracker = await agent.tracker_store.retrieve(phone)
+    language = tracker.get_slot("language") if tracker is not None else None
+    return language if language in sms.LANGUAGES else "en"
 
 
 def _form(request: Request) -> RequestParameters:

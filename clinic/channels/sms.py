@@ -52,9 +52,16 @@ SMS_LIMIT = 320
 TEXTS_PATH = Path(__file__).resolve().parent / "sms_texts.yml"
 TEXT_NAMES = ("opted_out", "opted_in", "help", "privacy_note", "media", "media_with_text", "choices_prompt")
 
-OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+# Spanish keywords ("ALTO", "PARAR", "CANCELAR", "AYUDA") work on every conversation and are
+# answered in Spanish; there is no Spanish opt-in word ("SI" answers ordinary questions).
+SPANISH_OPT_OUT_KEYWORDS = frozenset({"ALTO", "PARAR", "PARA", "CANCELAR", "BAJA"})
+SPANISH_HELP_KEYWORDS = frozenset({"AYUDA"})
+OPT_OUT_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"} | SPANISH_OPT_OUT_KEYWORDS
+)
 OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_KEYWORDS = frozenset({"HELP", "INFO"})
+HELP_KEYWORDS = frozenset({"HELP", "INFO"} | SPANISH_HELP_KEYWORDS)
+LANGUAGES = ("en", "es")
 
 DEFAULT_RETRY_DELAYS = (2.0, 10.0, 30.0)
 TWILIO_API_BASE = "https://api.twilio.com"
@@ -76,7 +83,7 @@ def keyword(text: str | None) -> Keyword | None:
     Case and surrounding spaces or a final "." / "!" do not matter: "Stop", " STOP! " are
     opt-outs; "stop texting me please" is an ordinary message (the assistant handles it).
     """
-    word = (text or "").strip().rstrip(".!").strip().upper()
+    word = _keyword_word(text)
     if word in OPT_OUT_KEYWORDS:
         return Keyword.OPT_OUT
     if word in OPT_IN_KEYWORDS:
@@ -84,6 +91,16 @@ def keyword(text: str | None) -> Keyword | None:
     if word in HELP_KEYWORDS:
         return Keyword.HELP
     return None
+
+
+def _keyword_word(text: str | None) -> str:
+    return (text or "").strip().rstrip(".!").strip().upper()
+
+
+def keyword_language(text: str | None) -> str | None:
+    """``es`` when the message is a Spanish carrier keyword ("ALTO", "AYUDA"), else None."""
+    word = _keyword_word(text)
+    return "es" if word in SPANISH_OPT_OUT_KEYWORDS | SPANISH_HELP_KEYWORDS else None
 
 
 # ------------------------------------------------------------------ texts
@@ -99,22 +116,25 @@ class SmsTexts:
         """
         self._path = path
         self._profile = profile
-        self._raw: dict[str, str] | None = None
+        self._raw: dict[str, dict[str, str]] | None = None
 
-    def _texts(self) -> dict[str, str]:
+    def _texts(self, language: str) -> dict[str, str]:
         if self._raw is None:
             raw = yaml.safe_load(self._path.read_text(encoding="utf-8")) or {}
-            missing = [name for name in TEXT_NAMES if not isinstance(raw.get(name), str)]
-            if missing:
-                raise ValueError(f"{self._path}: missing text(s) {', '.join(missing)}")
-            self._raw = {name: " ".join(raw[name].split()) for name in TEXT_NAMES}
-        return self._raw
+            by_language = {"en": raw, "es": raw.get("es") or {}}
+            self._raw = {}
+            for code, texts in by_language.items():
+                missing = [name for name in TEXT_NAMES if not isinstance(texts.get(name), str)]
+                if missing:
+                    raise ValueError(f"{self._path}: missing {code} text(s) {', '.join(missing)}")
+                self._raw[code] = {name: " ".join(texts[name].split()) for name in TEXT_NAMES}
+        return self._raw[language if language in LANGUAGES else "en"]
 
-    def get(self, name: str) -> str:
-        """The text ``name`` (one of :data:`TEXT_NAMES`) with its placeholders filled."""
+    def get(self, name: str, language: str = "en") -> str:
+        """The text ``name`` (one of :data:`TEXT_NAMES`) in ``language`` (en | es), placeholders filled."""
         if self._profile is None:
             self._profile = ProfileCache()
-        return self._texts()[name].format(**self._profile.values())
+        return self._texts(language)[name].format(**self._profile.values(language))
 
 
 # ------------------------------------------------------------------ message shaping

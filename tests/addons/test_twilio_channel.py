@@ -295,6 +295,13 @@ def test_help_answers_with_the_help_text_without_the_assistant(line: Line) -> No
     assert "Reply STOP to opt out" in line.bodies[0] and "Msg & data rates may apply" in line.bodies[0]
 
 
+def test_a_spanish_stop_is_recorded_and_confirmed_in_spanish(line: Line) -> None:
+    line.post({"From": PHONE, "Body": "ALTO"})
+
+    assert line.received == []
+    assert line.bodies[0].startswith("Ya no recibirás mensajes")
+
+
 # ------------------------------------------------------------------ first contact, media, choices, splitting
 
 

@@ -28,7 +28,7 @@ LINE = "+15550104201"
 
 
 @pytest.mark.parametrize("text", ["STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "Cancel", "END", "quit",
-                                  "REVOKE", "optout", "STOP!"])
+                                  "REVOKE", "optout", "STOP!", "ALTO", "parar", "Cancelar"])
 def test_opt_out_keywords_are_whole_messages_in_any_case(text: str) -> None:
     assert sms.keyword(text) is Keyword.OPT_OUT
 
@@ -38,7 +38,7 @@ def test_opt_in_keywords(text: str) -> None:
     assert sms.keyword(text) is Keyword.OPT_IN
 
 
-@pytest.mark.parametrize("text", ["HELP", "help", "Info"])
+@pytest.mark.parametrize("text", ["HELP", "help", "Info", "AYUDA"])
 def test_help_keywords(text: str) -> None:
     assert sms.keyword(text) is Keyword.HELP
 
@@ -47,6 +47,11 @@ def test_help_keywords(text: str) -> None:
                                   "the end", "", None, "S T O P"])
 def test_other_messages_are_not_keywords(text: str | None) -> None:
     assert sms.keyword(text) is None
+
+
+@pytest.mark.parametrize(("text", "language"), [("ALTO", "es"), ("ayuda", "es"), ("STOP", None), ("hola", None)])
+def test_a_spanish_keyword_is_answered_in_spanish(text: str, language: str | None) -> None:
+    assert sms.keyword_language(text) == language
 
 
 # ------------------------------------------------------------------ texts
@@ -64,9 +69,16 @@ def test_help_names_the_clinic_its_phone_rates_and_how_to_opt_out(texts: SmsText
     assert "Msg & data rates may apply" in text and "Reply STOP to opt out" in text
 
 
+def test_the_spanish_help_says_how_to_stop_in_spanish(texts: SmsTexts) -> None:
+    text = texts.get("help", "es")
+
+    assert "(555) 010-4200" in text and "Responde ALTO" in text
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
 @pytest.mark.parametrize("name", sms.TEXT_NAMES)
-def test_each_line_text_is_a_short_single_message(texts: SmsTexts, name: str) -> None:
-    text = texts.get(name)
+def test_each_line_text_is_a_short_single_message(texts: SmsTexts, name: str, language: str) -> None:
+    text = texts.get(name, language)
 
     assert text and len(text) <= 200 and "{" not in text
 
