@@ -4,8 +4,8 @@
 (or N days): idle conversations, resolved escalations, past bookings and requests, expired staff
 sessions, and audit events older than ``audit_retention_days`` (:mod:`clinic.retention`).
 
-``staff`` manages the staff console's accounts and API tokens:
-``add USERNAME [--name NAME] [--admin] [--password-stdin]``, ``passwd USERNAME``,
+``staff`` manages the staff console's accounts and API tokens (new passwords must pass
+:mod:`clinic.staff.passwords`): ``add USERNAME [--name NAME] [--admin] [--password-stdin]``, ``passwd USERNAME``,
 ``unlock USERNAME``, ``disable USERNAME``, ``list``, ``token USERNAME --name NAME``,
 ``tokens [USERNAME]``, ``revoke-token ID``.
 """
@@ -44,7 +44,8 @@ def _read_password(from_stdin: bool) -> str | None:
     """A new password from stdin (one line) or typed twice; None when the two differ."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("New password (at least 12 characters): ")
+    first = getpass.getpass("New password (12 characters or more, not a common one or your name; "
+                            "a few unrelated words work well): ")
     if getpass.getpass("Again: ") != first:
         print("The passwords differ; nothing changed.", file=sys.stderr)
         return None

@@ -1,14 +1,17 @@
 """Staff accounts, console sessions and API tokens.
 
 Accounts are created with ``python -m clinic.cli staff add``; passwords are hashed with
-argon2id (:class:`argon2.PasswordHasher`'s defaults, RFC 9106's low-memory profile). Five
-failed sign-ins lock an account for 15 minutes; an unknown username costs the same hash
-verification as a known one, so neither the answer nor its timing tells whether it exists.
+argon2id (:class:`argon2.PasswordHasher`'s defaults, RFC 9106's low-memory profile) and must
+pass :mod:`clinic.staff.passwords` (long enough, not trivial, not common, not the user's name).
+:data:`MAX_FAILED_LOGINS` counted failures lock an account for 15 minutes; the console counts
+one failure per client address (:mod:`clinic.staff.console.throttle`), so no single address
+can lock anyone out. An unknown username costs the same hash verification as a known one, so
+neither the answer nor its timing tells whether it exists.
 
 A browser session is a random token in a cookie; the table keeps only its SHA-256, the CSRF
-token of the session and when it expires (12 hours after the last request, 24 hours after
-signing in at the latest). API tokens are random bearer tokens, shown once and stored as
-their SHA-256.
+token of the session and when it expires (after ``STAFF_IDLE_TIMEOUT_MINUTES`` without
+activity, 30 by default, and 24 hours after signing in at the latest). API tokens are random
+bearer tokens, shown once and stored as their SHA-256.
 
 Every function returns plain frozen dataclasses, never ORM rows bound to a closed session.
 """
@@ -28,16 +31,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clinic.clock import as_utc, utcnow
+from clinic import clock
+from clinic.clock import as_utc
 from clinic.db import ApiToken, StaffSession, StaffUser, session_scope
+from clinic.settings import staff_idle_timeout_minutes
+from clinic.staff import passwords
 
 logger = logging.getLogger(__name__)
 
-PASSWORD_MIN_LENGTH = 12
-PASSWORD_MAX_LENGTH = 1024
+PASSWORD_MIN_LENGTH = passwords.MIN_LENGTH
+PASSWORD_MAX_LENGTH = passwords.MAX_LENGTH
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
-SESSION_IDLE = timedelta(hours=12)
 SESSION_MAX_AGE = timedelta(hours=24)
 TOUCH_EVERY = timedelta(seconds=60)  # write last-seen at most once a minute per session
 TOKEN_MAX_LENGTH = 256
@@ -98,12 +103,27 @@ class NewSession:
 
 @dataclass(frozen=True)
 class ActiveSession:
-    """A valid session found by its cookie token."""
+    """A valid session found by its cookie token (``signed_in_at``: when the password was typed)."""
 
     id: int
     user: StaffMember
     csrf_token: str
     expires_at: datetime
+    signed_in_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """What a cookie token is worth: the session, or why there is none.
+
+    Attributes:
+        session: the valid session, or None.
+        ended: ``idle`` (no activity for the idle timeout) or ``max_age`` (24 hours after signing
+            in) when the session just ran out; None when it is valid, unknown or its account disabled.
+    """
+
+    session: ActiveSession | None
+    ended: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,12 +186,21 @@ def _valid_username(username: str) -> str:
     return name
 
 
-def check_password(password: str) -> None:
-    """Raises :class:`StaffError` when a new password is too short or too long."""
-    if len(password) < PASSWORD_MIN_LENGTH:
-        raise StaffError(f"The password must have at least {PASSWORD_MIN_LENGTH} characters.")
-    if len(password) > PASSWORD_MAX_LENGTH:
-        raise StaffError(f"The password must have at most {PASSWORD_MAX_LENGTH} characters.")
+def check_password(password: str, username: str = "", display_name: str = "") -> None:
+    """Checks a new password against :mod:`clinic.staff.passwords`' rules.
+
+    Raises:
+        StaffError: the password is too short or too long, trivial, common, or the user's name
+            (the message says which, for the person choosing it).
+    """
+    message = passwords.problem(password, (username, display_name))
+    if message is not None:
+        raise StaffError(message)
+
+
+def idle_timeout() -> timedelta:
+    """How long a console session lasts without activity (``STAFF_IDLE_TIMEOUT_MINUTES``)."""
+    return timedelta(minutes=staff_idle_timeout_minutes())
 
 
 def _member(user: StaffUser) -> StaffMember:
@@ -236,7 +265,7 @@ def create_user(
 
     Args:
         username: 2-64 characters (letters, digits, ``._-``); stored in lower case.
-        password: at least :data:`PASSWORD_MIN_LENGTH` characters.
+        password: passes :func:`check_password` (12 characters or more, not common...).
         display_name: the name patients and colleagues see (default: the username).
         is_admin: admins may also read the audit log.
         database_url: overrides ``CLINIC_DATABASE_URL``.
@@ -246,10 +275,10 @@ def create_user(
         StaffError: invalid username or password, or the username is taken.
     """
     name = _valid_username(username)
-    check_password(password)
     shown = (display_name or "").strip() or name
     if len(shown) > 120:
         raise StaffError("The display name must have at most 120 characters.")
+    check_password(password, name, shown)
     password_hash = (hasher or default_hasher()).hash(password)
     try:
         with session_scope(database_url) as session:
@@ -277,9 +306,11 @@ def set_password(
 
     Raises:
         UnknownUser: no such account.
-        StaffError: the password is too short or too long.
+        StaffError: the password does not pass :func:`check_password`.
     """
-    check_password(password)
+    with session_scope(database_url) as session:
+        user = _require(session, username)
+        check_password(password, user.username, user.display_name)
     password_hash = (hasher or default_hasher()).hash(password)
     with session_scope(database_url) as session:
         user = _require(session, username)
@@ -335,27 +366,31 @@ def verify_login(
     *,
     database_url: str | None = None,
     hasher: PasswordHasher | None = None,
+    counts_toward_lockout: bool = True,
     now: datetime | None = None,
 ) -> LoginResult:
     """Checks a sign-in attempt and counts failures.
 
     The password is verified in every case (an unknown username against a dummy hash), so a
-    failure takes the same time whatever its cause. :data:`MAX_FAILED_LOGINS` failures in a
-    row lock the account for :data:`LOCKOUT`; while locked, even the right password fails and
-    attempts do not extend the lock. A success on an outdated hash rehashes the password.
+    failure takes the same time whatever its cause. :data:`MAX_FAILED_LOGINS` counted wrong
+    passwords without a success between them lock the account for :data:`LOCKOUT`; while
+    locked, even the right password fails and attempts do not extend the lock. A success on an
+    outdated hash rehashes the password.
 
     Args:
         username: as typed (case-insensitive).
         password: as typed.
         database_url: overrides ``CLINIC_DATABASE_URL``.
         hasher: the password hasher (tests pass a cheap one).
+        counts_toward_lockout: a wrong password adds to the account's count of failures (the
+            console counts only the first one from each client address).
         now: the current time (tests).
 
     Returns:
         The outcome; callers must show the same message for every failure.
     """
     hasher = hasher or default_hasher()
-    now = now or utcnow()
+    now = now or clock.utcnow()
     if len(password) > PASSWORD_MAX_LENGTH or len(username) > 256:
         _verify(hasher, _dummy_hash(hasher), password[:PASSWORD_MAX_LENGTH])
         return LoginResult("unknown_user")
@@ -371,12 +406,15 @@ def verify_login(
         if locked_until is not None and locked_until > now:
             return LoginResult("locked", _member(user))
         if not matches:
+            if not counts_toward_lockout:
+                return LoginResult("bad_password", _member(user))
             user.failed_logins = (user.failed_logins or 0) + 1
             locked_now = user.failed_logins >= MAX_FAILED_LOGINS
             if locked_now:
                 user.locked_until = now + LOCKOUT
                 user.failed_logins = 0
-                logger.warning("staff account %s locked after %s failed sign-ins", user.username, MAX_FAILED_LOGINS)
+                logger.warning("staff account %s locked after %s counted failed sign-ins", user.username,
+                               MAX_FAILED_LOGINS)
             return LoginResult("bad_password", _member(user), locked_now=locked_now)
         user.failed_logins = 0
         user.locked_until = None
@@ -389,12 +427,21 @@ def verify_login(
 # ------------------------------------------------------------------ sessions
 
 
-def create_session(user_id: int, *, database_url: str | None = None, now: datetime | None = None) -> NewSession:
-    """Starts a browser session for an account (and clears expired sessions)."""
-    now = now or utcnow()
+def create_session(
+    user_id: int, *, database_url: str | None = None, idle: timedelta | None = None, now: datetime | None = None
+) -> NewSession:
+    """Starts a browser session for an account (and clears expired sessions).
+
+    Args:
+        user_id: the account that signed in.
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+        idle: the idle timeout (default :func:`idle_timeout`).
+        now: the current time (tests).
+    """
+    now = now or clock.utcnow()
     token = secrets.token_urlsafe(32)
     csrf_token = secrets.token_urlsafe(32)
-    expires_at = now + SESSION_IDLE
+    expires_at = min(now + (idle or idle_timeout()), now + SESSION_MAX_AGE)
     with session_scope(database_url) as session:
         session.execute(delete(StaffSession).where(StaffSession.expires_at < now))
         session.add(
@@ -410,37 +457,70 @@ def create_session(user_id: int, *, database_url: str | None = None, now: dateti
     return NewSession(token, csrf_token, expires_at)
 
 
-def lookup_session(
-    token: str | None, *, database_url: str | None = None, touch: bool = True, now: datetime | None = None
-) -> ActiveSession | None:
-    """The valid session of a cookie token, or None (unknown, expired, or the account is disabled).
+def check_session(
+    token: str | None,
+    *,
+    database_url: str | None = None,
+    touch: bool = True,
+    idle: timedelta | None = None,
+    now: datetime | None = None,
+) -> SessionCheck:
+    """The session of a cookie token, or why there is none.
+
+    A session ends ``idle`` after its last activity (activity is recorded at most once a
+    minute, so it may end up to a minute early) and :data:`SESSION_MAX_AGE` after signing in,
+    whatever the activity. Both are worked out from the current idle timeout, so shortening it
+    applies to sessions already open.
 
     Args:
         token: the cookie's value.
         database_url: overrides ``CLINIC_DATABASE_URL``.
         touch: count this request as activity (extends the idle expiry); automatic polling
             passes False so an unattended tab still expires.
+        idle: the idle timeout (default :func:`idle_timeout`).
         now: the current time (tests).
     """
     if not token or len(token) > TOKEN_MAX_LENGTH:
-        return None
-    now = now or utcnow()
+        return SessionCheck(None)
+    now = now or clock.utcnow()
+    idle = idle or idle_timeout()
     with session_scope(database_url) as session:
         row = session.execute(
             select(StaffSession).where(StaffSession.token_hash == token_hash(token))
         ).scalar_one_or_none()
         if row is None:
-            return None
-        if as_utc(row.expires_at) <= now:
+            return SessionCheck(None)
+        signed_in_at = as_utc(row.created_at)
+        if now >= signed_in_at + SESSION_MAX_AGE:
             session.delete(row)
-            return None
+            return SessionCheck(None, "max_age")
+        if now >= as_utc(row.last_seen_at) + idle:
+            session.delete(row)
+            return SessionCheck(None, "idle")
         user = row.user
         if user is None or not user.is_active:
-            return None
+            return SessionCheck(None)
         if touch and now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
             row.last_seen_at = now
-            row.expires_at = min(now + SESSION_IDLE, as_utc(row.created_at) + SESSION_MAX_AGE)
-        return ActiveSession(row.id, _member(user), row.csrf_token, as_utc(row.expires_at))
+        expires_at = min(as_utc(row.last_seen_at) + idle, signed_in_at + SESSION_MAX_AGE)
+        if as_utc(row.expires_at) != expires_at:  # kept for clearing expired rows; written only when it moves
+            row.expires_at = expires_at
+        return SessionCheck(ActiveSession(row.id, _member(user), row.csrf_token, expires_at, signed_in_at))
+
+
+def lookup_session(
+    token: str | None,
+    *,
+    database_url: str | None = None,
+    touch: bool = True,
+    idle: timedelta | None = None,
+    now: datetime | None = None,
+) -> ActiveSession | None:
+    """The valid session of a cookie token, or None (unknown, expired, or the account is disabled).
+
+    Same arguments as :func:`check_session`.
+    """
+    return check_session(token, database_url=database_url, touch=touch, idle=idle, now=now).session
 
 
 def delete_session(token: str | None, *, database_url: str | None = None) -> bool:
@@ -503,7 +583,7 @@ def lookup_api_token(
     """The valid credential of a bearer token, or None (unknown, revoked, or the account is disabled)."""
     if not token or len(token) > TOKEN_MAX_LENGTH:
         return None
-    now = now or utcnow()
+    now = now or clock.utcnow()
     with session_scope(database_url) as session:
         row = session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).scalar_one_or_none()
         if row is None or row.revoked_at is not None or row.user is None or not row.user.is_active:
@@ -520,7 +600,7 @@ def revoke_api_token(token_id: int, *, database_url: str | None = None) -> bool:
         row = session.get(ApiToken, token_id)
         if row is None or row.revoked_at is not None:
             return False
-        row.revoked_at = utcnow()
+        row.revoked_at = clock.utcnow()
     logger.info("API token %s revoked", token_id)
     return True
 

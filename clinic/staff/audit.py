@@ -1,4 +1,4 @@
-"""The audit trail: who viewed or acted on which escalation, and who signed in.
+"""The audit trail: who viewed, looked up or acted on which escalation, and who signed in.
 
 Events are written in the same transaction as the change they describe when a session is
 passed, so a claim without its audit event cannot happen. ``detail`` is a short technical
@@ -24,7 +24,10 @@ ACTIONS = frozenset({
     "login",
     "login_failed",
     "logout",
+    "reauth",
+    "reauth_failed",
     "view",
+    "find",
     "claim",
     "unassign",
     "reply",

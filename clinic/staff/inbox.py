@@ -16,20 +16,23 @@ Patient text is returned to the caller and never logged.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.expression import ColumnElement, Select
 
 from clinic.channels import SMS_CHANNEL
 from clinic.channels.sms import is_opted_out
 from clinic.clock import as_utc, utcnow
-from clinic.db import Escalation, EscalationNote, StaffReply, StaffUser, session_scope
+from clinic.contact import normalize_phone
+from clinic.db import Booking, BookingRequest, Escalation, EscalationNote, StaffReply, StaffUser, session_scope
 from clinic.rasa_api import Delivery, hand_back, send_staff_reply
 from clinic.staff import audit
 from clinic.staff.accounts import StaffMember
@@ -42,7 +45,14 @@ TEXT_LIMIT = 2000
 STATUSES = ("open", "resolved")
 FILTERS = ("all", "mine", "unassigned")
 MAX_ID = 2**31 - 1  # ids beyond a 32-bit integer cannot exist (and would make PostgreSQL fail)
+PAGE_SIZE = 200
+FIND_BY = ("any", "conversation", "phone")
+FIND_LIMIT = 100
+MAX_QUERY = 255  # the longest conversation id
+MAX_IDS_IN_DETAIL = 20
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PHONE_TEXT = re.compile(r"^\+?[\d\s().-]{7,30}$")
+_TWILIO_SCHEMES = ("whatsapp", "sms", "mms", "tel", "rcs")  # Twilio addresses of a number (clinic.channels)
 
 
 class InboxError(Exception):
@@ -71,6 +81,14 @@ class Conflict(InboxError):
 
 class InvalidText(InboxError, ValueError):
     """A reply or note that is empty, too long or not text."""
+
+
+class InvalidCursor(InboxError, ValueError):
+    """A page cursor this listing did not make (edited, or from another status)."""
+
+
+class InvalidQuery(InboxError, ValueError):
+    """What to find is empty, too long, or not a phone number when one is asked for."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,14 @@ class EscalationSummary:
         """How long it has been open (or was open, once resolved)."""
         end = self.resolved_at if self.status == "resolved" and self.resolved_at else (now or utcnow())
         return max(0, int((end - self.created_at).total_seconds()))
+
+
+@dataclass(frozen=True)
+class EscalationPage:
+    """One page of the inbox: its rows and the cursor of the next page (None: the last page)."""
+
+    rows: list[EscalationSummary]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -315,37 +341,66 @@ def list_escalations(
     filter: str = "all",  # noqa: A002 - the API's word
     user: StaffMember | None = None,
     database_url: str | None = None,
-    limit: int | None = 200,
+    limit: int | None = PAGE_SIZE,
 ) -> list[EscalationSummary]:
-    """Escalations for the inbox.
+    """Escalations for the inbox, the first ``limit`` of them (None: all; the CLI lists them all).
+
+    Same arguments as :func:`page_escalations`; see it for the order.
+    """
+    query = _listing(status, filter, user)
+    if limit is not None:
+        query = query.limit(max(1, limit))
+    with session_scope(database_url) as session:
+        return [_summary(escalation, last) for escalation, last in session.execute(query)]
+
+
+def page_escalations(
+    *,
+    status: str = "open",
+    filter: str = "all",  # noqa: A002 - the API's word
+    user: StaffMember | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+    database_url: str | None = None,
+) -> EscalationPage:
+    """One page of the inbox, and the cursor of the next one.
+
+    Open escalations come urgent first, then oldest first; resolved ones latest resolved first;
+    ties by id. The cursor holds the position of the last row shown (keyset paging), so rows
+    arriving or leaving meanwhile never make a page repeat or skip the others: a new escalation
+    shows on the next page when it sorts after the cursor, and on the first page otherwise.
 
     Args:
-        status: ``open`` (urgent first, then oldest first) or ``resolved`` (latest first).
+        status: ``open`` or ``resolved``.
         filter: ``all``, ``mine`` (assigned to ``user``) or ``unassigned``.
         user: the staff member asking (needed for ``mine``).
+        cursor: the ``next_cursor`` of the previous page (None: the first page).
+        limit: rows per page (1 to :data:`PAGE_SIZE`).
         database_url: overrides ``CLINIC_DATABASE_URL``.
-        limit: at most this many (None: all of them).
 
     Raises:
-        ValueError: unknown status or filter, or ``mine`` without a user.
+        ValueError: unknown status or filter, ``mine`` without a user, or a limit out of range.
+        InvalidCursor: the cursor was not made by this listing.
     """
+    if not 1 <= limit <= PAGE_SIZE:
+        raise ValueError(f"limit must be from 1 to {PAGE_SIZE}")
+    query = _listing(status, filter, user)
+    if cursor is not None:
+        query = query.where(_after(status, cursor))
+    with session_scope(database_url) as session:
+        rows = [_summary(escalation, last) for escalation, last in session.execute(query.limit(limit + 1))]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EscalationPage(rows, _cursor(status, rows[-1]) if more else None)
+
+
+def _listing(status: str, filter: str, user: StaffMember | None) -> Select:  # noqa: A002
+    """The inbox's query: escalations of a status and filter, in the inbox's order."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
     if filter not in FILTERS:
         raise ValueError(f"filter must be one of {', '.join(FILTERS)}")
-    last_reply = (
-        select(StaffReply.escalation_id, func.max(StaffReply.created_at).label("last_reply_at"))
-        .group_by(StaffReply.escalation_id)
-        .subquery()
-    )
-    query = (
-        select(Escalation, last_reply.c.last_reply_at)
-        .outerjoin(last_reply, last_reply.c.escalation_id == Escalation.id)
-        .options(selectinload(Escalation.assigned_to), selectinload(Escalation.resolved_by))
-        .where(Escalation.status == status)
-    )
-    if limit is not None:
-        query = query.limit(max(1, limit))
+    query = _with_last_reply().where(Escalation.status == status)
     if filter == "mine":
         if user is None:
             raise ValueError("filter 'mine' needs the user")
@@ -353,11 +408,136 @@ def list_escalations(
     elif filter == "unassigned":
         query = query.where(Escalation.assigned_to_id.is_(None))
     if status == "open":
-        query = query.order_by((Escalation.urgency == "urgent").desc(), Escalation.created_at, Escalation.id)
+        return query.order_by(_urgency_rank(), Escalation.created_at, Escalation.id)
+    return query.order_by(Escalation.resolved_at.desc(), Escalation.id.desc())
+
+
+# A cursor is the sort key of the last row shown: "o.<rank>.<created, µs since 1970>.<id>" for
+# open escalations, "r.<resolved, µs>.<id>" for resolved ones, in URL-safe base64.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_LAST_MICROS = (datetime(9999, 12, 31, tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
+_CURSOR = re.compile(r"^(?:o\.[01]|r)\.\d{1,19}\.\d{1,10}$")
+
+
+def _urgency_rank() -> ColumnElement[int]:
+    return case((Escalation.urgency == "urgent", 0), else_=1)
+
+
+def _cursor(status: str, row: EscalationSummary) -> str:
+    if status == "open":
+        key = f"o.{0 if row.urgency == 'urgent' else 1}.{(row.created_at - _EPOCH) // _MICROSECOND}.{row.id}"
     else:
-        query = query.order_by(Escalation.resolved_at.desc(), Escalation.id.desc())
+        key = f"r.{((row.resolved_at or row.created_at) - _EPOCH) // _MICROSECOND}.{row.id}"
+    return base64.urlsafe_b64encode(key.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def _after(status: str, cursor: str) -> ColumnElement[bool]:
+    """The rows after the cursor's position in the listing of ``status``."""
+    try:
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        key = ""
+    if len(cursor) > 80 or not _CURSOR.match(key) or key.startswith("o") != (status == "open"):
+        raise InvalidCursor("This page link is not valid (any more): start again from the first page.")
+    *rank, micros, last_id = key.split(".")[1:]
+    if int(micros) > _LAST_MICROS or int(last_id) > MAX_ID:
+        raise InvalidCursor("This page link is not valid (any more): start again from the first page.")
+    moment = _EPOCH + int(micros) * _MICROSECOND
+    if status == "open":
+        row_rank = _urgency_rank()
+        same_rank = row_rank == int(rank[0])
+        return or_(
+            row_rank > int(rank[0]),
+            and_(same_rank, Escalation.created_at > moment),
+            and_(same_rank, Escalation.created_at == moment, Escalation.id > int(last_id)),
+        )
+    return or_(
+        Escalation.resolved_at < moment,
+        and_(Escalation.resolved_at == moment, Escalation.id < int(last_id)),
+    )
+
+
+def find_escalations(
+    text: str,
+    user: StaffMember,
+    *,
+    by: str = "any",
+    via: str = "console",
+    database_url: str | None = None,
+    limit: int = FIND_LIMIT,
+) -> list[EscalationSummary]:
+    """Escalations of one patient, open first then latest first, recorded in the audit log.
+
+    A phone number is read with ``phonenumbers`` (US numbers without the country code) and
+    finds the SMS conversation of that number (also as a Twilio address, ``whatsapp:+1...``)
+    and every conversation whose booking or booking request gave that number.
+
+    Args:
+        text: a conversation id or a phone number, as typed.
+        user: the staff member asking.
+        by: ``conversation`` (the exact conversation id), ``phone``, or ``any`` (the conversation
+            id, and the phone number when ``text`` is one).
+        via: ``console`` or ``api`` (for the audit log).
+        database_url: overrides ``CLINIC_DATABASE_URL``.
+        limit: at most this many.
+
+    Raises:
+        InvalidQuery: empty or too long, or ``by="phone"`` and not a phone number.
+    """
+    if by not in FIND_BY:
+        raise ValueError(f"by must be one of {', '.join(FIND_BY)}")
+    cleaned = (text or "").strip()
+    if not cleaned or len(cleaned) > MAX_QUERY or _CONTROL.search(cleaned):
+        raise InvalidQuery(f"Type a conversation id or a phone number (at most {MAX_QUERY} characters).")
+    phone = _phone_number(cleaned) if by != "conversation" else None
+    if by == "phone" and phone is None:
+        raise InvalidQuery("That is not a phone number the clinic can read (for example +1 312 555 0123).")
+    query = (
+        _with_last_reply()
+        .where(_of_patient(None if by == "phone" else cleaned, phone))
+        .order_by((Escalation.status == "open").desc(), Escalation.created_at.desc(), Escalation.id.desc())
+        .limit(max(1, limit))
+    )
     with session_scope(database_url) as session:
-        return [_summary(escalation, last) for escalation, last in session.execute(query)]
+        rows = [_summary(escalation, last) for escalation, last in session.execute(query)]
+        ids = ", ".join(str(row.id) for row in rows[:MAX_IDS_IN_DETAIL])
+        detail = f"by {'phone' if phone else 'conversation id'}: {len(rows)} found{f' ({ids})' if ids else ''}"
+        audit.record(session, user, "find", rows[0] if len(rows) == 1 else None, _detail(via, detail),
+                     conversation_id=phone or cleaned)
+    return rows
+
+
+def _phone_number(text: str) -> str | None:
+    """``text`` in E.164 when it is a phone number and nothing else (not an id with digits in it)."""
+    return normalize_phone(text) if _PHONE_TEXT.match(text) else None
+
+
+def _of_patient(conversation_id: str | None, phone: str | None) -> ColumnElement[bool]:
+    """Escalations of this conversation id, or of conversations with this phone number (E.164)."""
+    ids = [conversation_id] if conversation_id is not None else []
+    if phone is None:
+        return Escalation.conversation_id.in_(ids)
+    ids += [phone, *(f"{scheme}:{phone}" for scheme in _TWILIO_SCHEMES)]
+    return or_(
+        Escalation.conversation_id.in_(ids),
+        Escalation.conversation_id.in_(select(Booking.conversation_id).where(Booking.phone == phone)),
+        Escalation.conversation_id.in_(select(BookingRequest.conversation_id).where(BookingRequest.phone == phone)),
+    )
+
+
+def _with_last_reply() -> Select:
+    """Escalations with when staff last replied (the inbox's rows), assignee and resolver loaded."""
+    last_reply = (
+        select(StaffReply.escalation_id, func.max(StaffReply.created_at).label("last_reply_at"))
+        .group_by(StaffReply.escalation_id)
+        .subquery()
+    )
+    return (
+        select(Escalation, last_reply.c.last_reply_at)
+        .outerjoin(last_reply, last_reply.c.escalation_id == Escalation.id)
+        .options(selectinload(Escalation.assigned_to), selectinload(Escalation.resolved_by))
+    )
 
 
 def counts(user: StaffMember, *, database_url: str | None = None) -> dict[str, int]:

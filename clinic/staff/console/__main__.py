@@ -1,7 +1,8 @@
 """``python -m clinic.staff.console``: migrates the clinic database and serves the staff console.
 
 Settings (see .env.example): ``STAFF_PORT`` (8080), ``CONSOLE_INTERFACE`` (127.0.0.1),
-``CONSOLE_INSECURE_COOKIES=1`` (plain-http tests on a LAN only), ``CLINIC_DATABASE_URL``.
+``CONSOLE_INSECURE_COOKIES=1`` (plain-http tests on a LAN only), ``CLINIC_DATABASE_URL``,
+``STAFF_IDLE_TIMEOUT_MINUTES`` (30), ``STAFF_TRUSTED_PROXIES`` (127.0.0.1,::1).
 Staff accounts: ``python -m clinic.cli staff add USERNAME``.
 """
 
@@ -58,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif interface not in LOOPBACK_INTERFACES:
         print("Cookies are marked Secure: serve the console over HTTPS (e.g. behind a TLS proxy).", flush=True)
     # ws="none": the console has no websockets (and Rasa pins a websockets too old for uvicorn's).
-    uvicorn.run(app, host=interface, port=port, log_level="info", ws="none", server_header=False, date_header=False)
+    # proxy_headers=False: the app reads X-Forwarded-For itself, from STAFF_TRUSTED_PROXIES only.
+    uvicorn.run(app, host=interface, port=port, log_level="info", ws="none", server_header=False, date_header=False,
+                proxy_headers=False)
     return 0
 
 

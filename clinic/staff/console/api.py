@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -63,7 +64,7 @@ async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(404, exc.message) from None
     except inbox.Conflict as exc:
         raise HTTPException(409, exc.message) from None
-    except inbox.InvalidText as exc:
+    except (inbox.InvalidText, inbox.InvalidCursor, inbox.InvalidQuery) as exc:
         raise HTTPException(400, exc.message) from None
 
 
@@ -80,17 +81,43 @@ async def me(request: Request) -> Response:
 
 
 async def list_escalations(request: Request) -> Response:
-    """``GET /api/escalations?status=open|resolved&filter=all|mine|unassigned``."""
-    status = request.query_params.get("status", "open")
-    filter_ = request.query_params.get("filter", "all")
+    """``GET /api/escalations?status=open|resolved&filter=all|mine|unassigned&cursor=&limit=``:
+    a page of the inbox (``next``: the next page's URL, or null), or with ``conversation_id=``
+    or ``phone=`` one patient's escalations of every status (audited)."""
+    params = request.query_params
+    finding = [name for name in ("conversation_id", "phone") if name in params]
+    if finding:
+        return await _find(request, finding)
+    status = params.get("status", "open")
+    filter_ = params.get("filter", "all")
     if status not in inbox.STATUSES:
         raise HTTPException(400, f"status must be one of {', '.join(inbox.STATUSES)}.")
     if filter_ not in inbox.FILTERS:
         raise HTTPException(400, f"filter must be one of {', '.join(inbox.FILTERS)}.")
-    rows = await _call(
-        inbox.list_escalations, status=status, filter=filter_, user=_user(request), database_url=_database_url(request)
+    raw_limit = params.get("limit", str(inbox.PAGE_SIZE))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= inbox.PAGE_SIZE:
+        raise HTTPException(400, f"limit must be a whole number from 1 to {inbox.PAGE_SIZE}.")
+    page = await _call(
+        inbox.page_escalations, status=status, filter=filter_, user=_user(request), cursor=params.get("cursor") or None,
+        limit=int(raw_limit), database_url=_database_url(request),
     )
-    return JSONResponse({"escalations": [_summary(row) for row in rows]})
+    next_url = None
+    if page.next_cursor is not None:
+        query = {"status": status, "filter": filter_, "cursor": page.next_cursor}
+        if "limit" in params:
+            query["limit"] = raw_limit
+        next_url = f"/api/escalations?{urlencode(query)}"
+    return JSONResponse({"escalations": [_summary(row) for row in page.rows], "next": next_url})
+
+
+async def _find(request: Request, finding: list[str]) -> Response:
+    """``conversation_id=`` or ``phone=``: every escalation of that patient, open first (audited)."""
+    if len(finding) > 1 or any(name in request.query_params for name in ("status", "filter", "cursor", "limit")):
+        raise HTTPException(400, "Give conversation_id or phone alone (they list escalations of every status).")
+    by = "conversation" if finding[0] == "conversation_id" else "phone"
+    rows = await _call(inbox.find_escalations, request.query_params[finding[0]], _user(request), by=by, via="api",
+                       database_url=_database_url(request))
+    return JSONResponse({"escalations": [_summary(row) for row in rows], "next": None})
 
 
 async def get_escalation(request: Request) -> Response:

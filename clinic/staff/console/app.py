@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import jinja2
@@ -19,13 +20,25 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from clinic.channels.request_limits import RequestLimitsMiddleware
 from clinic.profile import ClinicProfile, ProfileCache
-from clinic.settings import clinic_database_url
+from clinic.settings import (
+    IPNetwork,
+    clinic_database_url,
+    console_request_timeout,
+    console_response_timeout,
+    staff_trusted_proxies,
+    supervisor_status_file,
+)
+from clinic.staff.accounts import idle_timeout as configured_idle_timeout
 from clinic.staff.console import api, bookings, views
 from clinic.staff.console.auth import AuthMiddleware
 from clinic.staff.console.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, SecurityHeadersMiddleware
+from clinic.staff.console.reauth import PasswordConfirmations
 from clinic.staff.console.responses import error_response
 from clinic.staff.console.serialize import channel_label, duration, iso, reason_label
+from clinic.staff.console.throttle import SignInThrottle
+from clinic.supervision import restart_notices
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +56,10 @@ class ConsoleConfig:
     password_hasher: PasswordHasher | None
     asset_version: str
     profile: Callable[[], ClinicProfile]  # the clinic profile (time zone, scheduling backend)
+    idle_timeout: timedelta
+    trusted_proxies: tuple[IPNetwork, ...]  # whose X-Forwarded-For names the client
+    throttle: SignInThrottle  # failed sign-ins per address (in memory)
+    confirmations: PasswordConfirmations  # when each session last typed its password (in memory)
 
 
 def _asset_version() -> str:
@@ -80,6 +97,9 @@ def create_app(
     secure_cookies: bool = True,
     password_hasher: PasswordHasher | None = None,
     profile: ClinicProfile | None = None,
+    idle_timeout: timedelta | None = None,
+    trusted_proxies: Sequence[IPNetwork] | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> Starlette:
     """Builds the staff console.
 
@@ -91,13 +111,23 @@ def create_app(
             tests pass a cheap one).
         profile: the clinic profile for bookings (default: clinic.yml, or ``$CLINIC_PROFILE``,
             re-read when it changes).
+        idle_timeout: sessions end after this long without activity (default
+            ``STAFF_IDLE_TIMEOUT_MINUTES``).
+        trusted_proxies: reverse proxies whose ``X-Forwarded-For`` is believed (default
+            ``STAFF_TRUSTED_PROXIES``).
+        throttle: the sign-in throttle (default: :class:`SignInThrottle`'s limits).
 
     Returns:
         The ASGI application.
     """
     url = database_url or clinic_database_url()
     profile_source = (lambda: profile) if profile is not None else ProfileCache().get
-    config = ConsoleConfig(url, secure_cookies, password_hasher, _asset_version(), profile_source)
+    idle = idle_timeout or configured_idle_timeout()
+    config = ConsoleConfig(
+        url, secure_cookies, password_hasher, _asset_version(), profile_source, idle,
+        tuple(staff_trusted_proxies() if trusted_proxies is None else trusted_proxies),
+        throttle or SignInThrottle(), PasswordConfirmations(),
+    )
     routes = [
         *views.routes(),
         *api.routes(),
@@ -107,7 +137,9 @@ def create_app(
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         Middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES),
-        Middleware(AuthMiddleware, database_url=url, secure_cookies=secure_cookies),
+        Middleware(RequestLimitsMiddleware, max_body_bytes=None, request_timeout=console_request_timeout(),
+                   response_timeout=console_response_timeout()),
+        Middleware(AuthMiddleware, database_url=url, secure_cookies=secure_cookies, idle_timeout=idle),
     ]
     app = Starlette(
         routes=routes,
@@ -116,4 +148,7 @@ def create_app(
     )
     app.state.console = config
     app.state.templates = _templates()
+    # base.html's notice of servers the launcher restarted
+    app.state.templates.env.globals["restart_notices"] = lambda: restart_notices(
+        supervisor_status_file(), config.profile().tz)
     return app

@@ -6,7 +6,8 @@ signing in.
 
 - ``/api/...``: ``Authorization: Bearer <token>`` only (cookies are ignored, so no CSRF).
 - Everything else: the session cookie. A page request (or form post) without a valid session
-  is redirected to the sign-in page; a ``*.json`` request gets 401.
+  is redirected to the sign-in page (``ended=idle`` or ``ended=max_age`` when the session just
+  ran out, so the page can say so); a ``*.json`` request gets 401 (with ``"ended"``).
 - Every state-changing request with a session must carry the session's CSRF token, in the
   form field ``csrf_token`` or the ``X-CSRF-Token`` header (403 otherwise).
 - The sign-in form itself is protected by a double-submit token (cookie + form field).
@@ -21,7 +22,8 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -29,7 +31,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clinic.staff.accounts import StaffMember, lookup_api_token, lookup_session
+from clinic import clock
+from clinic.staff.accounts import StaffMember, check_session, lookup_api_token
 from clinic.staff.console.responses import PRINCIPAL_KEY, error_response, json_error, wants_json
 
 SESSION_COOKIE = "console_session"
@@ -54,12 +57,16 @@ class Principal:
         via: ``console`` (session cookie) or ``api`` (bearer token).
         csrf_token: the session's CSRF token (console only).
         token_id: the API token's id (API only).
+        session_id: the session's id (console only).
+        signed_in_at: when the session's user signed in (console only).
     """
 
     user: StaffMember
     via: str
     csrf_token: str | None = None
     token_id: int | None = None
+    session_id: int | None = None
+    signed_in_at: datetime | None = None
 
 
 class BadForm(ValueError):
@@ -151,10 +158,13 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 class AuthMiddleware:
     """Loads the principal of every request and enforces sign-in and CSRF (see the module doc)."""
 
-    def __init__(self, app: ASGIApp, *, database_url: str, secure_cookies: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, database_url: str, secure_cookies: bool = True, idle_timeout: timedelta | None = None
+    ) -> None:
         self.app = app
         self.database_url = database_url
         self.secure_cookies = secure_cookies
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,15 +218,20 @@ class AuthMiddleware:
         request = Request(scope)
         token = request.cookies.get(SESSION_COOKIE)
         polling = scope["path"].endswith(".json")
-        session = None
+        session = ended = None
         if token:
-            session = await run_in_threadpool(
-                lookup_session, token, database_url=self.database_url, touch=not polling
+            check = await run_in_threadpool(
+                check_session, token, database_url=self.database_url, touch=not polling, idle=self.idle_timeout,
+                now=clock.utcnow(),
             )
+            session, ended = check.session, check.ended
         if session is None:
-            await self._signed_out(request, bool(token))(scope, receive, send)
+            await self._signed_out(request, bool(token), ended)(scope, receive, send)
             return
-        scope[PRINCIPAL_KEY] = Principal(session.user, "console", csrf_token=session.csrf_token)
+        scope[PRINCIPAL_KEY] = Principal(
+            session.user, "console", csrf_token=session.csrf_token, session_id=session.id,
+            signed_in_at=session.signed_in_at,
+        )
         if scope["method"] not in SAFE_METHODS:
             receive, fields = await self._form(scope, receive)
             if fields is None:
@@ -242,16 +257,18 @@ class AuthMiddleware:
         scope[FORM_KEY] = fields
         return _replay(body, receive), fields
 
-    def _signed_out(self, request: Request, had_cookie: bool) -> Response:
-        """401 for polling, the sign-in page otherwise (coming back to the page asked for)."""
+    def _signed_out(self, request: Request, had_cookie: bool, ended: str | None = None) -> Response:
+        """401 for polling, the sign-in page otherwise (coming back to the page asked for, and
+        saying why when the session ran out)."""
         response: Response
+        reason = f"&{urlencode({'ended': ended})}" if ended else ""
         if wants_json(request.url.path):
-            response = json_error(401, "Sign in first.")
+            response = json_error(401, "Sign in first.", ended=ended)
         elif request.method not in SAFE_METHODS:
-            response = RedirectResponse(LOGIN_PATH, status_code=303)
+            response = RedirectResponse(f"{LOGIN_PATH}?{reason[1:]}" if ended else LOGIN_PATH, status_code=303)
         else:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            response = RedirectResponse(f"{LOGIN_PATH}?next={quote(target, safe='/')}", status_code=303)
+            response = RedirectResponse(f"{LOGIN_PATH}?next={quote(target, safe='/')}{reason}", status_code=303)
         if had_cookie:
             response.delete_cookie(
                 SESSION_COOKIE, path="/", secure=self.secure_cookies, httponly=True, samesite="strict"

@@ -7,7 +7,9 @@ thread pool so a slow call never blocks other requests.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -15,10 +17,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from clinic import clock
 from clinic.clock import utcnow
 from clinic.staff import audit, inbox
-from clinic.staff.accounts import StaffMember, create_session, delete_session, lookup_session, verify_login
-from clinic.staff.console import serialize
+from clinic.staff.accounts import (
+    LoginResult,
+    StaffMember,
+    create_session,
+    delete_session,
+    lookup_session,
+    verify_login,
+)
+from clinic.staff.console import reauth, serialize
+from clinic.staff.console.addresses import client_address
 from clinic.staff.console.auth import (
     LOGIN_COOKIE,
     LOGIN_PATH,
@@ -29,6 +40,7 @@ from clinic.staff.console.auth import (
     safe_next,
 )
 from clinic.staff.console.responses import render
+from clinic.staff.console.throttle import Refusal
 
 if TYPE_CHECKING:
     from clinic.staff.console.app import ConsoleConfig
@@ -37,6 +49,19 @@ LOGIN_FAILED = (
     "Sign-in failed: the username or password is wrong, or the account is locked after "
     "too many attempts (for 15 minutes). Ask an administrator if you are locked out."
 )
+THROTTLED = {
+    "address": "Too many failed sign-ins from your network. Wait {minutes} min, then try again.",
+    "account": (
+        "Too many failed sign-ins with this username from your network. Wait {minutes} min, then try "
+        "again, or ask an administrator."
+    ),
+}
+SESSION_ENDED = {
+    "idle": "You were signed out after {minutes} minutes without activity. Sign in to continue.",
+    "max_age": "You were signed out: a session lasts 24 hours at most. Sign in to continue.",
+}
+REAUTH_FAILED = "That is not your password. Type it again to continue."
+REAUTH_LOCKED = "Your account is locked after too many wrong passwords. Ask another administrator to unlock it."
 SHOW = {
     "open": ("open", "all", "All open"),
     "mine": ("open", "mine", "Mine"),
@@ -80,7 +105,7 @@ _render = render
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request, _config(request).trusted_proxies)
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, **options: Any) -> None:
@@ -114,43 +139,116 @@ async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
 # ------------------------------------------------------------------ sign-in
 
 
-def _login_form(request: Request, *, next_path: str | None, error: str | None, username: str = "") -> Response:
+def _login_form(
+    request: Request,
+    *,
+    next_path: str | None,
+    error: str | None,
+    username: str = "",
+    note: str | None = None,
+    refusal: Refusal | None = None,
+) -> Response:
     token = new_login_token()
-    context = {"login_token": token, "next": safe_next(next_path), "error": error, "username": username}
-    response = _render(request, "login.html", context)
+    context = {"login_token": token, "next": safe_next(next_path), "error": error, "username": username, "note": note}
+    response = _render(request, "login.html", context, 429 if refusal else 200)
+    if refusal is not None:
+        response.headers["retry-after"] = str(refusal.retry_after)
     _set_cookie(request, response, LOGIN_COOKIE, token, path=LOGIN_PATH, max_age=3600)
     return response
 
 
 async def _signed_in(request: Request, token: str) -> bool:
-    session = await run_in_threadpool(lookup_session, token, database_url=_config(request).database_url, touch=False)
+    config = _config(request)
+    session = await run_in_threadpool(
+        lookup_session, token, database_url=config.database_url, touch=False, idle=config.idle_timeout,
+        now=clock.utcnow(),
+    )
     return session is not None
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """A password check: ``result`` is None when the throttle refused it (``refusal`` says how
+    long to wait); on a failure, ``refusal`` is the wait this failure started, if any."""
+
+    result: LoginResult | None
+    refusal: Refusal | None = None
+
+
+async def _check_password(request: Request, username: str, password: str) -> _Attempt:
+    """Checks a password through the sign-in throttle (:mod:`clinic.staff.console.throttle`)."""
+    config = _config(request)
+    address, now = _client(request), clock.utcnow()
+    refusal = config.throttle.refusal(address, username, now)
+    if refusal is not None:
+        return _Attempt(None, refusal)
+    counts = config.throttle.counts_toward_lockout(address, username)
+    result = await run_in_threadpool(
+        verify_login, username, password, database_url=config.database_url, hasher=config.password_hasher,
+        counts_toward_lockout=counts, now=now,
+    )
+    if result.ok:
+        config.throttle.succeeded(address, username)
+        return _Attempt(result)
+    started = config.throttle.failed(address, username, now, counted=counts and result.outcome == "bad_password")
+    if result.locked_now:
+        config.throttle.locked_out(username)
+    return _Attempt(result, started)
+
+
+def _failure_detail(attempt: _Attempt, address: str) -> str:
+    """The audit detail of a failed password check (outcome, what it started, where from)."""
+    result = attempt.result
+    parts = [result.outcome if result is not None else "refused"]
+    if result is not None and result.locked_now:
+        parts.append("locked now")
+    if attempt.refusal is not None:
+        who = "the address" if attempt.refusal.scope == "address" else "this username from the address"
+        parts.append(f"{who} now waits {attempt.refusal.retry_after} s")
+    return f"{'; '.join(parts)}; from {address}"
+
+
+def _throttled(refusal: Refusal) -> str:
+    return THROTTLED[refusal.scope].format(minutes=refusal.minutes)
+
+
 async def login_page(request: Request) -> Response:
-    """The sign-in form (or straight to the inbox when already signed in)."""
+    """The sign-in form (or straight to the inbox when already signed in); ``ended`` says why a
+    session ran out."""
     token = request.cookies.get(SESSION_COOKIE)
     if token and await _signed_in(request, token):
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-    return _login_form(request, next_path=request.query_params.get("next"), error=None)
+    ended = SESSION_ENDED.get(request.query_params.get("ended", ""))
+    note = ended.format(minutes=int(_config(request).idle_timeout.total_seconds() // 60)) if ended else None
+    return _login_form(request, next_path=request.query_params.get("next"), error=None, note=note)
 
 
 async def login_submit(request: Request) -> Response:
-    """Checks the credentials; the same message for every failure (no hint whether a user exists)."""
+    """Checks the credentials; the same message for every failure (no hint whether a user exists).
+
+    An address that failed too often is refused with 429 and ``Retry-After`` before the password
+    is even checked.
+    """
     config = _config(request)
     fields = form_fields(request)
     username, password = fields.get("username", "")[:256], fields.get("password", "")
-    result = await run_in_threadpool(
-        verify_login, username, password, database_url=config.database_url, hasher=config.password_hasher
-    )
-    if not result.ok or result.user is None:  # (a successful sign-in always has its user)
-        detail = f"{result.outcome}{'; locked now' if result.locked_now else ''}; from {_client(request)}"
-        await run_in_threadpool(audit.record, config.database_url, result.user, "login_failed", None, detail)
+    attempt = await _check_password(request, username, password)
+    result = attempt.result
+    if result is None and attempt.refusal is not None:  # refused unchecked: not audited, an attacker could flood it
+        return _login_form(request, next_path=fields.get("next"), error=_throttled(attempt.refusal),
+                           username=username, refusal=attempt.refusal)
+    if result is None or not result.ok or result.user is None:  # (a successful sign-in always has its user)
+        detail = _failure_detail(attempt, _client(request))
+        await run_in_threadpool(audit.record, config.database_url, result.user if result else None, "login_failed",
+                                None, detail)
         return _login_form(request, next_path=fields.get("next"), error=LOGIN_FAILED, username=username)
     old_token = request.cookies.get(SESSION_COOKIE)
     if old_token:
         await run_in_threadpool(delete_session, old_token, database_url=config.database_url)
-    new = await run_in_threadpool(create_session, result.user.id, database_url=config.database_url)
+    new = await run_in_threadpool(
+        create_session, result.user.id, database_url=config.database_url, idle=config.idle_timeout,
+        now=clock.utcnow(),
+    )
     await run_in_threadpool(audit.record, config.database_url, result.user, "login", None, f"from {_client(request)}")
     response = RedirectResponse(safe_next(fields.get("next")), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, new.token, path="/")
@@ -171,27 +269,55 @@ async def logout(request: Request) -> Response:
 # ------------------------------------------------------------------ inbox
 
 
-def _inbox_data(database_url: str, user: StaffMember, show: str) -> dict[str, Any]:
+def _inbox_data(database_url: str, user: StaffMember, show: str, cursor: str | None) -> dict[str, Any]:
     status, filter_, _label = SHOW[show]
+    page = inbox.page_escalations(status=status, filter=filter_, user=user, cursor=cursor, database_url=database_url)
     return {
-        "rows": inbox.list_escalations(status=status, filter=filter_, user=user, database_url=database_url),
+        "rows": page.rows,
+        "next": _page_link(show, page.next_cursor),
         "counts": inbox.counts(user, database_url=database_url),
         "failing": inbox.failing_notifications(database_url=database_url),
     }
 
 
-async def inbox_page(request: Request) -> Response:
-    """Open escalations, urgent first then oldest first (or mine / unassigned / resolved)."""
+def _page_link(show: str, cursor: str | None) -> str | None:
+    """The inbox page starting at ``cursor`` (None when there is no such page)."""
+    return f"/?{urlencode({'show': show, 'cursor': cursor})}" if cursor else None
+
+
+def _show_and_cursor(request: Request, *, strict: bool) -> tuple[str, str | None]:
     show = request.query_params.get("show", "open")
     if show not in SHOW:
+        if strict:
+            raise HTTPException(400, f"show must be one of {', '.join(SHOW)}.")
         show = "open"
-    data = await run_in_threadpool(_inbox_data, _config(request).database_url, _user(request), show)
+    return show, request.query_params.get("cursor") or None
+
+
+async def _inbox_call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Runs an inbox listing in the thread pool; a bad cursor or query is a 400."""
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except (inbox.InvalidCursor, inbox.InvalidQuery) as exc:
+        raise HTTPException(400, exc.message) from None
+
+
+async def inbox_page(request: Request) -> Response:
+    """Open escalations, urgent first then oldest first (or mine / unassigned / resolved), a page
+    of :data:`clinic.staff.inbox.PAGE_SIZE` at a time; ``?find=`` lists one patient's instead."""
+    if "find" in request.query_params:
+        return await _found_page(request, request.query_params["find"])
+    show, cursor = _show_and_cursor(request, strict=False)
+    data = await _inbox_call(_inbox_data, _config(request).database_url, _user(request), show, cursor)
     tabs = [(key, label, COUNT_KEYS.get(key)) for key, (_s, _f, label) in SHOW.items()]
+    poll = {"show": show, **({"cursor": cursor} if cursor else {})}
     context = {
         **data,
         "show": show,
+        "cursor": cursor,
+        "poll_url": f"/inbox.json?{urlencode(poll)}",
         "tabs": tabs,
-        "empty_text": EMPTY_TEXT[show],
+        "empty_text": EMPTY_TEXT[show] if cursor is None else "Nothing more on this page.",
         "now": utcnow(),
         "nav": "inbox",
         "new_patient_message": serialize.new_patient_message,
@@ -199,19 +325,45 @@ async def inbox_page(request: Request) -> Response:
     return _render(request, "inbox.html", context)
 
 
+async def _found_page(request: Request, text: str) -> Response:
+    """The escalations of a conversation id or phone number (the look-up is audited)."""
+    config, user = _config(request), _user(request)
+    error, rows = None, []
+    try:
+        rows = await run_in_threadpool(inbox.find_escalations, text, user, via="console",
+                                       database_url=config.database_url)
+    except inbox.InvalidQuery as exc:
+        error = exc.message
+    context = {
+        "rows": rows,
+        "find": text,
+        "find_error": error,
+        "show": "found",
+        "counts": await run_in_threadpool(inbox.counts, user, database_url=config.database_url),
+        "tabs": [(key, label, COUNT_KEYS.get(key)) for key, (_s, _f, label) in SHOW.items()],
+        "failing": [],
+        "next": None,
+        "empty_text": "No escalation of this conversation or phone number.",
+        "now": utcnow(),
+        "nav": "inbox",
+        "new_patient_message": serialize.new_patient_message,
+    }
+    return _render(request, "inbox.html", context, 400 if error else 200)
+
+
 async def inbox_json(request: Request) -> Response:
-    """What the inbox page polls: its rows, the tab counts and failing notifications."""
-    show = request.query_params.get("show", "open")
-    if show not in SHOW:
-        raise HTTPException(400, f"show must be one of {', '.join(SHOW)}.")
-    data = await run_in_threadpool(_inbox_data, _config(request).database_url, _user(request), show)
+    """What the inbox page polls: its rows (the same page), the next page's link, the tab counts
+    and failing notifications."""
+    show, cursor = _show_and_cursor(request, strict=True)
+    data = await _inbox_call(_inbox_data, _config(request).database_url, _user(request), show, cursor)
     now = utcnow()
     return JSONResponse({
         "show": show,
         "rows": [serialize.summary(row, now) for row in data["rows"]],
+        "next": data["next"],
         "counts": data["counts"],
         "failing": [serialize.notification(item) for item in data["failing"]],
-        "empty_text": EMPTY_TEXT[show],
+        "empty_text": EMPTY_TEXT[show] if cursor is None else "Nothing more on this page.",
         "generated_at": serialize.iso(now),
     })
 
@@ -352,6 +504,42 @@ async def resolve(request: Request) -> Response:
     return _back(escalation_id, "resolved")
 
 
+# ------------------------------------------------------------------ password confirmation (admin actions)
+
+
+def _confirm_form(request: Request, next_path: str | None, *, error: str | None = None,
+                  refusal: Refusal | None = None) -> Response:
+    minutes = int(reauth.REAUTH_WINDOW.total_seconds() // 60)
+    context = {"next": safe_next(next_path), "error": error, "minutes": minutes, "nav": None}
+    response = _render(request, "confirm_password.html", context, 429 if refusal else 200)
+    if refusal is not None:
+        response.headers["retry-after"] = str(refusal.retry_after)
+    return response
+
+
+async def confirm_page(request: Request) -> Response:
+    """Asks for the password before an admin page (``next``)."""
+    return _confirm_form(request, request.query_params.get("next"))
+
+
+async def confirm_submit(request: Request) -> Response:
+    """Checks the password (through the sign-in throttle), then goes on to the admin page."""
+    config, who = _config(request), principal(request)
+    fields = form_fields(request)
+    attempt = await _check_password(request, who.user.username, fields.get("password", ""))
+    result = attempt.result
+    if result is None and attempt.refusal is not None:
+        return _confirm_form(request, fields.get("next"), error=_throttled(attempt.refusal), refusal=attempt.refusal)
+    if result is None or not result.ok or who.session_id is None:
+        detail = _failure_detail(attempt, _client(request))
+        await run_in_threadpool(audit.record, config.database_url, who.user, "reauth_failed", None, detail)
+        locked = result is not None and result.outcome == "locked"
+        return _confirm_form(request, fields.get("next"), error=REAUTH_LOCKED if locked else REAUTH_FAILED)
+    config.confirmations.confirm(who.session_id, clock.utcnow())
+    await run_in_threadpool(audit.record, config.database_url, who.user, "reauth", None, f"from {_client(request)}")
+    return RedirectResponse(safe_next(fields.get("next")), status_code=303)
+
+
 # ------------------------------------------------------------------ audit log
 
 
@@ -365,9 +553,12 @@ def _int_param(request: Request, name: str) -> int | None:
 
 
 async def audit_page(request: Request) -> Response:
-    """The audit trail, newest first (administrators only)."""
+    """The audit trail, newest first (administrators only, with their password typed lately)."""
     if not _user(request).is_admin:
         raise HTTPException(403, "Only administrators can read the audit log.")
+    ask = reauth.confirmation_needed(request)
+    if ask is not None:
+        return ask
     action = request.query_params.get("action", "").strip() or None
     actions = audit.ACTIONS
     if action is not None and action not in actions:
@@ -409,4 +600,6 @@ def routes() -> list[Route]:
         Route(f"{escalation}/notes", add_note, methods=["POST"], name="add_note"),
         Route(f"{escalation}/resolve", resolve, methods=["POST"], name="resolve"),
         Route("/audit", audit_page, methods=["GET"], name="audit"),
+        Route(reauth.CONFIRM_PATH, confirm_page, methods=["GET"], name="confirm_password"),
+        Route(reauth.CONFIRM_PATH, confirm_submit, methods=["POST"], name="confirm_password_submit"),
     ]

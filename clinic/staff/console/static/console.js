@@ -54,9 +54,12 @@
       headers: { "Accept": "application/json" }
     }).then(function (response) {
       if (response.status === 401) {
-        var here = window.location.pathname + window.location.search;
-        window.location.assign("/login?next=" + encodeURIComponent(here));
-        throw new Error("signed out");
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          var here = window.location.pathname + window.location.search;
+          var ended = body && body.ended ? "&ended=" + encodeURIComponent(body.ended) : "";
+          window.location.assign("/login?next=" + encodeURIComponent(here) + ended);
+          throw new Error("signed out");
+        });
       }
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.json();
@@ -187,6 +190,11 @@
         known = {};
         data.rows.forEach(function (item) { known[item.id] = true; });
         empty.hidden = data.rows.length > 0;
+        var next = document.getElementById("inbox-next");
+        if (next) {
+          if (data.next) next.href = data.next;
+          next.hidden = !data.next;
+        }
         Object.keys(data.counts).forEach(function (key) {
           var badge = document.querySelector("[data-count='" + key + "']");
           if (badge) badge.textContent = String(data.counts[key]);

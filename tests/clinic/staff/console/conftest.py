@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from clinic.booking.scheduling.records import free_code
-from clinic.clock import as_utc
+from clinic.clock import as_utc, utcnow
 from clinic.db import Booking, session_scope
 from clinic.profile import ClinicProfile
 from clinic.staff.accounts import StaffMember, create_api_token, create_user
@@ -35,6 +35,25 @@ def csrf_of(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "no csrf_token field on the page"
     return match.group(1)
+
+
+@dataclass
+class Clock:
+    """The time :func:`clinic.clock.utcnow` tells while the ``clock`` fixture is in use."""
+
+    now: datetime
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Stops the project's clock (the console's sessions, throttle and confirmations read it);
+    ``clock.advance(minutes=31)`` moves it on, with no sleeping."""
+    fake = Clock(utcnow())
+    monkeypatch.setattr("clinic.clock.utcnow", lambda: fake.now)
+    return fake
 
 
 @pytest.fixture

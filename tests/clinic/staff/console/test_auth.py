@@ -1,4 +1,5 @@
-"""Signing in and out of the console: sessions, the sign-in form, lock-out, audit of sign-ins."""
+"""Signing in and out of the console: sessions, the sign-in form, audit of sign-ins (throttling and
+lock-out: test_throttle.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from clinic.staff import audit
-from clinic.staff.accounts import MAX_FAILED_LOGINS, StaffMember, deactivate
+from clinic.staff.accounts import StaffMember, deactivate
 from clinic.staff.console.app import create_app
 from clinic.staff.console.auth import safe_next
 from tests.clinic.staff.console.conftest import PASSWORD, Browser, csrf_of
@@ -82,19 +83,6 @@ def test_a_wrong_password_and_an_unknown_user_look_the_same(browser: Browser, st
     events = audit.list_events(db)
     assert [(e.action, e.username) for e in reversed(events)] == [("login_failed", "sam"), ("login_failed", None)]
     assert "not the password" not in str(events) and "nobody" not in str(events)
-
-
-def test_lock_out_after_repeated_failures(browser: Browser, staff_user: StaffMember, db: str) -> None:
-    for _ in range(MAX_FAILED_LOGINS):
-        assert browser.login("sam", "not the password").status_code == 200
-
-    locked = browser.login("sam")
-
-    assert locked.status_code == 200 and "console_session" not in locked.cookies
-    assert _error_text(locked.text) == _error_text(browser.login("nobody", "x").text)
-    assert browser.get("/", follow_redirects=False).status_code == 303
-    details = [e.detail for e in audit.list_events(db, action="login_failed")]
-    assert any("locked now" in d for d in details) and any(d.startswith("locked;") for d in details)
 
 
 def test_sign_out_ends_the_server_side_session(staff_browser: Browser, db: str) -> None:
