@@ -17,6 +17,12 @@ channel). Compared with Rasa's connector:
 * A typed "/intent" is not a command: only the payloads of the buttons just offered pass
   (:func:`clinic.channels.patient_input.only_offered_payloads`, shared with the SMS and REST
   channels), so a patient cannot trigger e.g. the hand-back intent.
+* A browser may connect only from the widget's origins (:func:`clinic.settings.widget_origins`,
+  the same list as Rasa's CORS): CORS alone would not stop another site's page from opening a
+  WebSocket. Clients that send no ``Origin`` (servers, tests) are not browsers and may connect.
+* A message (or a long-polling request's batch) larger than ``SOCKETIO_MAX_MESSAGE_BYTES``
+  (64 KiB) closes the connection; the Rasa server's limits (:mod:`clinic.channels.request_limits`)
+  apply to its requests.
 * With ``REDIS_URL`` set (several Rasa instances), emits go through Redis pub/sub
   (:class:`JsonRedisManager`, channel ``<REDIS_KEY_PREFIX>:socketio``), so a message sent by any
   instance (a staff reply through the HTTP API of another one) reaches the browser wherever it is
@@ -45,8 +51,8 @@ from socketio import AsyncRedisManager, AsyncServer
 
 from addons.handoff_policy import HANDOFF_SLOT
 from clinic.channels.patient_input import only_offered_payloads
-from clinic.channels.request_limits import limit_request_size
-from clinic.settings import redis_url, socketio_channel
+from clinic.channels.request_limits import limit_request_size, limit_request_time
+from clinic.settings import redis_url, socketio_channel, socketio_max_message_bytes, widget_origins
 from clinic.staff.transcript import STAFF_METADATA_KEY
 
 logger = logging.getLogger(__name__)
@@ -132,14 +138,18 @@ def _requested_session_id(data: Any) -> str:
 
 
 def _metadata_of(raw: Any) -> dict[str, Any]:
-    """A message's metadata: a dict, or a JSON object in a string; anything else is no metadata."""
+    """A message's metadata: its ``language`` (en | es) from a dict or a JSON object in a string."""
     metadata = raw or {}
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
         except ValueError:
             metadata = {}
-    return metadata if isinstance(metadata, dict) else {}
+    if not isinstance(metadata, dict):
+        return {}
+    # the widget sends only its page's language; nothing else a browser sends is stored
+    language = metadata.get("language")
+    return {"language": language} if language in ("en", "es") else {}
 
 
 class _AppCapturingBlueprint(SocketBlueprint):
@@ -256,12 +266,15 @@ class ClinicSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Rasa's socket.io blueprint with the additions described in the module docstring."""
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager())
+        # cors_allowed_origins=[]: Rasa's CORS (``--cors``) answers browsers; origins are checked on connect.
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager(),
+                          max_http_buffer_size=socketio_max_message_bytes())
         socketio_webhook = _AppCapturingBlueprint(self._set_app, sio, self.socketio_path, "socketio_webhook",
                                                   __name__)
         self.sio = sio
 
         limit_request_size(socketio_webhook)
+        limit_request_time(socketio_webhook)
         if isinstance(sio.manager, JsonRedisManager):
             _subscribe_to_redis_at_start(socketio_webhook, sio)
 
@@ -275,11 +288,17 @@ class ClinicSocketIOInput(SocketIOInput):
         return socketio_webhook
 
     def _on_connections(self, sio: AsyncServer) -> None:
-        """Accepts a connection (with a valid token when a JWT key is set); logs disconnections."""
+        """Accepts a connection from a widget origin (with a valid token when a JWT key is set);
+        logs disconnections."""
         namespace = self.namespace
+        origins = frozenset(widget_origins())
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: str, environ: dict, auth: dict | None) -> bool:
+            origin = environ.get("HTTP_ORIGIN")
+            if origin is not None and origin.rstrip("/") not in origins:
+                logger.warning("socket.io connection from %r refused: not one of the widget's origins", origin[:200])
+                return False
             if not self.jwt_key:
                 return True
             token = (auth or {}).get("token")

@@ -3,7 +3,11 @@ website chat server.
 
 ``make run`` calls this. Ports come from ``RASA_PORT`` (5005), ``ACTION_PORT`` (5055),
 ``STAFF_PORT`` (8080) and ``WEB_PORT`` (8000: the chat widget and a demo page);
-``RASA_API_TOKEN``, when set, protects Rasa's HTTP API. Ctrl-C or SIGTERM stops everything.
+``RASA_API_TOKEN``, when set, protects Rasa's HTTP API. Browsers may call Rasa only from the
+widget's origins (``WEB_ALLOWED_ORIGINS`` and the web server's own, :func:`clinic.settings.widget_origins`).
+A server that dies once everything is up is restarted with back-off while the others keep running
+(:mod:`clinic.supervision`; the staff console shows when); one that dies while starting stops the
+start with an error. Ctrl-C or SIGTERM stops everything.
 
 ``--rasa-instances N`` (``make run-prod``: 2) starts N Rasa servers on ``RASA_PORT``,
 ``RASA_PORT+1``... sharing PostgreSQL (``TRACKER_STORE_URL``, ``CLINIC_DATABASE_URL``) and
@@ -31,14 +35,17 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from clinic import settings
 from clinic.profile import ProfileError, load_profile
 from clinic.settings import LOOPBACK_INTERFACES, PROJECT_DIR, redact_url
+from clinic.supervision import StatusFile, Supervisor, label
 
 logger = logging.getLogger("clinic.launcher")
 RECONCILE_EVERY = 30.0
+SUPERVISE_EVERY = 0.5
 
 
 class StartupError(RuntimeError):
@@ -151,11 +158,15 @@ def action_server_command(port: int) -> list[str]:
     return [_bin("rasa"), "run", "actions", "--port", str(port), "--actions", "actions"]
 
 
-def rasa_server_command(model: str, port: int, interface: str, token: str | None) -> list[str]:
+def rasa_server_command(model: str, port: int, interface: str, token: str | None,
+                        cors_origins: Sequence[str] = ()) -> list[str]:
+    """``rasa run`` with the HTTP API; browsers may call it only from ``cors_origins`` (none: no browser)."""
     command = [
         _bin("rasa"), "run", "--model", model, "--port", str(port), "--interface", interface,
-        "--enable-api", "--cors", "*", "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+        "--enable-api", "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
     ]
+    if cors_origins:
+        command += ["--cors", *cors_origins]
     if token:
         command += ["--auth-token", token]
     return command
@@ -190,6 +201,16 @@ def status_url(port: int, token: str | None) -> str:
     return f"http://127.0.0.1:{port}/status{query}"
 
 
+@dataclass
+class Child:
+    """One server of the stack: its name (``actions``, ``rasa``, ``rasa-2``, ``proxy``, ``console``,
+    ``web``; also its log file's), how it is started, and its current process."""
+
+    name: str
+    command: list[str]
+    process: subprocess.Popen
+
+
 class Stack:
     """The action server, the Rasa server(s) (and the staff console and the website chat server when
     they have a port) as child processes of one process group.
@@ -222,21 +243,35 @@ class Stack:
             self.env.update(STAFF_PORT=str(staff_port), RASA_URL=f"http://127.0.0.1:{public_port}")
         if web_port is not None:
             self.env.update(WEB_PORT=str(web_port), RASA_PORT=str(public_port))
+        # the launcher records restarts there and the console reads them
+        self.status_file = settings.supervisor_status_file(self.env)
+        self.env["SUPERVISOR_STATUS_FILE"] = str(self.status_file)
         self.quiet = quiet
         self.log_dir = log_dir  # when set, each server's output goes to <log_dir>/<server>.log
-        self.processes: list[subprocess.Popen] = []
+        self.children: list[Child] = []
 
-    def _spawn(self, command: list[str], name: str = "server") -> subprocess.Popen:
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        """Every server's current process, in start order."""
+        return [child.process for child in self.children]
+
+    def _popen(self, command: list[str], name: str) -> subprocess.Popen:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             with open(self.log_dir / f"{name}.log", "ab") as output:
-                process = subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=output,
-                                           stderr=subprocess.STDOUT)
-        else:
-            quiet = subprocess.DEVNULL if self.quiet else None
-            process = subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=quiet, stderr=quiet)
-        self.processes.append(process)
-        return process
+                return subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=output,
+                                        stderr=subprocess.STDOUT)
+        quiet = subprocess.DEVNULL if self.quiet else None
+        return subprocess.Popen(command, cwd=PROJECT_DIR, env=self.env, stdout=quiet, stderr=quiet)
+
+    def _spawn(self, command: list[str], name: str = "server") -> subprocess.Popen:
+        child = Child(name, command, self._popen(command, name))
+        self.children.append(child)
+        return child.process
+
+    def respawn(self, child: Child) -> None:
+        """Starts ``child``'s server again, with the same command and log file."""
+        child.process = self._popen(child.command, child.name)
 
     def start_actions(self) -> None:
         self._spawn(action_server_command(self.action_port), "actions")
@@ -261,8 +296,9 @@ class Stack:
         self.check()
         token = self.env.get("RASA_API_TOKEN")
         interface = "127.0.0.1" if self.proxy_port is not None else self.interface  # behind the proxy
+        origins = settings.widget_origins(self.env)
         for number, port in enumerate(self.rasa_ports, start=1):
-            self._spawn(rasa_server_command(self.model, port, interface, token),
+            self._spawn(rasa_server_command(self.model, port, interface, token, origins),
                         "rasa" if number == 1 else f"rasa-{number}")
 
     def start_proxy(self) -> None:
@@ -299,8 +335,12 @@ class Stack:
         if ok and self.web_port is not None:
             ok = wait_until_up(f"http://127.0.0.1:{self.web_port}/healthz", timeout, self.processes)
         if not ok:
+            died = [f"the {label(c.name)} exited with code {c.process.returncode}"
+                    for c in self.children if c.process.poll() is not None]
             self.stop()
-            raise RuntimeError("the assistant did not start (or its model did not load); see the messages above")
+            # No restart here: a server dying while starting (a bad model, a taken port) would die again.
+            raise RuntimeError(f"the assistant did not start ({'; '.join(died) or 'a server did not answer in time'}); "
+                               "see the messages above")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -311,7 +351,7 @@ class Stack:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-        self.processes.clear()
+        self.children.clear()
 
 
 def _reconcile_forever(stop: threading.Event) -> None:
@@ -439,13 +479,11 @@ def _running_banner(clinic_name: str, stack: Stack) -> str:
 
 
 def _supervise(stack: Stack, stopping: threading.Event) -> int:
-    """Waits for ``stopping``, or for a server to die (then stops the others); the exit status."""
-    while not stopping.is_set():
-        if any(p.poll() is not None for p in stack.processes):
-            print("A server stopped unexpectedly; shutting down.", file=sys.stderr)
-            stack.stop()
-            return 1
-        stopping.wait(1.0)
+    """Restarts any server that dies (:class:`clinic.supervision.Supervisor`) until ``stopping``,
+    then stops them all; the exit status."""
+    supervisor = Supervisor(stack.children, stack.respawn, StatusFile(stack.status_file))
+    while not stopping.wait(SUPERVISE_EVERY):
+        supervisor.check()
     print("Stopping...", flush=True)
     stack.stop()
     return 0
@@ -465,6 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clinic.db import migrate
 
     migrate()
+    StatusFile(stack.status_file).reset()  # restarts of an earlier run are not news
     stopping = _stop_on_signals()
     try:
         stack.start()

@@ -22,6 +22,7 @@ from addons.socketio_channel import (
     STATE_EVENT,
     ClinicSocketIOInput,
     ClinicSocketIOOutput,
+    _metadata_of,
     offered_buttons,
     only_offered_payloads,
 )
@@ -237,3 +238,18 @@ def test_a_typed_command_cannot_end_the_hand_off(running_stack, browser: Browser
 
     events = browser.collect()
     assert events == [(STATE_EVENT, {"handoff": True, "after": "turn"})]  # held for staff, nothing said
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ({"language": "es"}, {"language": "es"}),
+        ('{"language": "en", "tracking": "x"}', {"language": "en"}),
+        ({"language": "fr", "blob": "a" * 1000}, {}),
+        ("not json", {}),
+        ([1, 2], {}),
+        (None, {}),
+    ],
+)
+def test_only_the_pages_language_is_kept_from_a_widget_messages_metadata(raw, kept) -> None:
+    assert _metadata_of(raw) == kept

@@ -1,25 +1,34 @@
-"""clinic.launcher's start-up checks and the scale-out settings (no Rasa server is started)."""
+"""clinic.launcher's start-up checks, the scale-out settings, Rasa's CORS and the supervision of its
+servers (no Rasa server is started: stand-in processes sleep)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from clinic import launcher
 from clinic.launcher import (
     Stack,
     StartupError,
+    _supervise,
     check_api_exposure,
     check_database,
     check_redis,
     check_scale_out,
     is_loopback,
+    rasa_server_command,
 )
 from clinic.settings import PROJECT_DIR, redact_url
+from clinic.supervision import StatusFile
 
 SECRET = "s3cret-Passw0rd"
 
@@ -232,3 +241,107 @@ def test_socketio_messages_between_instances_are_json_only(monkeypatch: pytest.M
     [(channel, payload)] = published
     assert channel == "clinicC:socketio" and isinstance(payload, str)
     assert json.loads(payload)["data"] == {"text": "hello"}
+
+
+# ------------------------------------------------------------------ browsers: Rasa's CORS
+
+
+class _Sleeping:
+    """Stands in for a server process that stays up."""
+
+    pid = 1
+    returncode = None
+
+    def poll(self) -> None:
+        return None
+
+
+def test_browsers_may_call_rasa_only_from_the_widget_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = Stack("model.tar.gz", 5005, 5055, web_port=8123,
+                  env={"WEB_ALLOWED_ORIGINS": "https://www.example-clinic.org/, https://clinic.example",
+                       "WEB_INTERFACE": "127.0.0.1"})
+    spawned: list[list[str]] = []
+
+    def popen(command: list[str], name: str) -> _Sleeping:
+        spawned.append(command)
+        return _Sleeping()
+
+    monkeypatch.setattr(stack, "check", lambda: None)  # no Redis or token checks here
+    monkeypatch.setattr(stack, "_popen", popen)
+
+    stack.start_rasa()
+
+    [command] = spawned
+    cors = command[command.index("--cors") + 1:command.index("--cors") + 5]
+    assert cors == ["http://localhost:8123", "http://127.0.0.1:8123", "https://www.example-clinic.org",
+                    "https://clinic.example"]
+    assert "*" not in command
+
+
+def test_without_origins_no_browser_may_call_rasa() -> None:
+    command = rasa_server_command("m.tar.gz", 5005, "127.0.0.1", None, cors_origins=())
+    assert "--cors" not in command and "*" not in command
+
+
+# ------------------------------------------------------------------ supervision
+
+
+def _sleeper() -> list[str]:
+    return [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_dead_server_is_restarted_and_the_others_keep_running(tmp_path: Path) -> None:
+    stack = Stack("model.tar.gz", 1, 2, env={"CLINIC_VAR_DIR": str(tmp_path)}, quiet=True)
+    for name in ("actions", "rasa", "console", "web"):
+        stack._spawn(_sleeper(), name)
+    actions, *others = stack.children
+    pids = [child.process.pid for child in others]
+    stopping = threading.Event()
+    status: list[int] = []
+    supervising = threading.Thread(target=lambda: status.append(_supervise(stack, stopping)))
+    supervising.start()
+    try:
+        old = actions.process
+        old.send_signal(signal.SIGKILL)
+
+        assert _wait_for(lambda: actions.process is not old and actions.process.poll() is None)
+        assert [child.process.pid for child in others] == pids
+        assert all(child.process.poll() is None for child in others)
+        assert [r.process for r in StatusFile(tmp_path / "run" / "supervisor.json").restarts()] == ["actions"]
+    finally:
+        processes = stack.processes
+        stopping.set()  # what SIGTERM and Ctrl-C do
+        supervising.join(timeout=30)
+    assert status == [0]
+    assert all(process.poll() is not None for process in processes)  # everything stopped
+
+
+def test_a_server_dying_while_starting_stops_the_start_with_its_name(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    monkeypatch.setattr(launcher, "action_server_command", lambda port: _sleeper())
+    monkeypatch.setattr(launcher, "rasa_server_command",
+                        lambda *args: [sys.executable, "-c", "raise SystemExit(3)"])  # e.g. a model that cannot load
+    stack = Stack("model.tar.gz", closed_port(), closed_port(), env={"CLINIC_VAR_DIR": str(tmp_path)}, quiet=True)
+    started = time.monotonic()
+
+    with pytest.raises(RuntimeError, match="the Rasa server exited with code 3"):
+        stack.start(timeout=60)
+
+    assert time.monotonic() - started < 30  # no waiting for the timeout, no restart loop
+    assert stack.processes == []
+    assert not (tmp_path / "run" / "supervisor.json").exists()
+
+
+def test_the_console_reads_the_status_file_the_launcher_writes(tmp_path: Path) -> None:
+    stack = Stack("model.tar.gz", 1, 2, env={"CLINIC_VAR_DIR": str(tmp_path)}, staff_port=3)
+    assert stack.status_file == tmp_path / "run" / "supervisor.json"
+    assert stack.env["SUPERVISOR_STATUS_FILE"] == str(stack.status_file)
