@@ -5,7 +5,8 @@
 * ``/widget/clinic-chat.js`` and ``.css``: the widget (``web/widget/``), embeddable on any
   site with one script tag; ``/widget/vendor/socket.io.min.js``: the socket.io client installed
   from npm into ``web/node_modules`` (``make`` runs ``npm ci``), never a CDN.
-* ``/``: a demo page of the fictional clinic with the widget (values from clinic.yml).
+* ``/``: a demo page of the fictional clinic with the widget (values from clinic.yml);
+  ``/?lang=es``: the same page in Spanish, where the widget speaks Spanish.
 * ``POST /api/history`` ``{"session_id": ...}``: what was said so far in that conversation,
   so a reloaded page shows it (Rasa's socket.io channel does not replay history). The widget's
   session id is 256 random bits kept in the browser; it is the only key, so ids that are not
@@ -13,7 +14,11 @@
 
 The widget talks to Rasa directly (socket.io on ``RASA_PORT``); browsers reach Rasa at
 ``WEB_RASA_URL`` (default: the page's host name on ``RASA_PORT``). Other sites embedding the
-widget need their origin in ``WEB_ALLOWED_ORIGINS`` for the history. Settings: .env.example.
+widget need their origin in ``WEB_ALLOWED_ORIGINS`` for the history (and for Rasa, which takes
+browsers only from those origins and this server's own). A request body over 64 KiB gets 413,
+one not fully sent within ``WEB_REQUEST_TIMEOUT`` 408, and an answer not started within
+``WEB_RESPONSE_TIMEOUT`` 503 (:class:`clinic.channels.request_limits.RequestLimitsMiddleware`).
+Settings: .env.example.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinic import settings
+from clinic.channels.request_limits import RequestLimitsMiddleware
 from clinic.profile import ProfileCache
 from clinic.settings import DEFAULT_WIDGET_COLOR, PROJECT_DIR
 from clinic.staff.transcript import read_transcript
@@ -55,8 +61,11 @@ SOCKET_IO_CLIENT = WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "soc
 # be guessed or is not the widget's (an SMS conversation's id is a phone number).
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 MAX_HISTORY_BODY = 4096
+MAX_REQUEST_BODY = 64 * 1024  # any request: the widget only ever sends small JSON
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:]{2,39}")
 SENDERS = {"patient": "patient", "bot": "bot", "staff": "staff"}
+# The demo page per language (web/demo/); the widget on it speaks the page's <html lang>.
+DEMO_PAGES = {"en": "index.html", "es": "es.html"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class WebConfig:
         tracker_url: the tracker store (default ``TRACKER_STORE_URL``).
         allowed_origins: other sites allowed to fetch the history (the page's own always is).
         color: the demo page's widget colour.
+        request_timeout: seconds a client has to send a request's body.
+        response_timeout: seconds the server has to start an answer.
     """
 
     rasa_url: str | None = None
@@ -76,20 +87,25 @@ class WebConfig:
     tracker_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
     color: str = DEFAULT_WIDGET_COLOR
+    request_timeout: float = 15.0
+    response_timeout: float = 30.0
     profile: ProfileCache = field(default_factory=ProfileCache, compare=False)
 
     @classmethod
     def from_env(cls) -> WebConfig:
-        """Reads ``WEB_RASA_URL``, ``RASA_PORT``, ``WEB_ALLOWED_ORIGINS`` and ``WEB_WIDGET_COLOR``.
+        """Reads ``WEB_RASA_URL``, ``RASA_PORT``, ``WEB_ALLOWED_ORIGINS``, ``WEB_WIDGET_COLOR``,
+        ``WEB_REQUEST_TIMEOUT`` and ``WEB_RESPONSE_TIMEOUT``.
 
         Raises:
-            ValueError: a malformed colour or URL.
+            ValueError: a malformed colour, URL or timeout.
         """
         return cls(
             rasa_url=settings.web_rasa_url(),
             rasa_port=settings.rasa_port(),
             allowed_origins=settings.web_allowed_origins(),
             color=settings.web_widget_color(),
+            request_timeout=settings.web_request_timeout(),
+            response_timeout=settings.web_response_timeout(),
         )
 
     def rasa_url_for(self, request: Request) -> str:
@@ -159,12 +175,14 @@ def _templates() -> jinja2.Environment:
 
 
 async def demo_page(request: Request) -> Response:
-    """The fictional clinic's home page with the widget embedded."""
+    """The fictional clinic's home page with the widget embedded; ``?lang=es``: in Spanish."""
     config: WebConfig = request.app.state.config
     profile = config.profile.get()
     rasa_url = config.rasa_url_for(request)
-    html = request.app.state.templates.get_template("index.html").render(
-        **config.profile.values(),
+    language = request.query_params.get("lang", "en")
+    language = language if language in DEMO_PAGES else "en"
+    html = request.app.state.templates.get_template(DEMO_PAGES[language]).render(
+        **config.profile.values(language),
         clinic_phone_e164=profile.phone,
         rasa_url=rasa_url,
         color=config.color,
@@ -231,6 +249,10 @@ def create_app(config: WebConfig | None = None) -> Starlette:
             CORSMiddleware, allow_origins=list(config.allowed_origins), allow_methods=["POST"],
             allow_headers=["Content-Type"], allow_credentials=False, max_age=600,
         ))
+    middleware.append(Middleware(
+        RequestLimitsMiddleware, max_body_bytes=MAX_REQUEST_BODY, request_timeout=config.request_timeout,
+        response_timeout=config.response_timeout,
+    ))
     app = Starlette(
         routes=[
             Route("/", demo_page),

@@ -21,7 +21,13 @@ SHOTS = PROJECT_DIR / "results" / "browser"
 
 
 @pytest.fixture(scope="module")
-def web_stack(model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa: F811
+def other_site_port() -> int:
+    """The port of another site embedding the widget (its origin is in WEB_ALLOWED_ORIGINS)."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def web_stack(model: str, tmp_path_factory: pytest.TempPathFactory, other_site_port: int) -> Iterator[Stack]:  # noqa: F811
     """Rasa, the action server and the widget's web server, on fresh databases."""
     var = tmp_path_factory.mktemp("web")
     env = {
@@ -31,6 +37,7 @@ def web_stack(model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "STAFF_NOTIFIERS": "",
         "WEB_RASA_URL": "",
         "WEB_WIDGET_COLOR": "#0b5e55",
+        "WEB_ALLOWED_ORIGINS": f"http://127.0.0.1:{other_site_port}",
     }
     from clinic.db import migrate
 

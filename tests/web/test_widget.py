@@ -328,7 +328,7 @@ def test_on_a_360_px_phone_the_chat_fits_the_screen(web_stack: Stack, chromium) 
 class OtherSite:
     """A real local web server (loopback, like the widget's, so Chromium allows the requests)."""
 
-    def __init__(self, html: str) -> None:
+    def __init__(self, html: str, port: int) -> None:
         body = html.encode("utf-8")
 
         class Handler(BaseHTTPRequestHandler):
@@ -342,7 +342,7 @@ class OtherSite:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -352,7 +352,7 @@ class OtherSite:
         self.server.server_close()
 
 
-def test_embedded_on_another_site_with_a_light_colour(web_stack: Stack, chromium) -> None:
+def test_embedded_on_another_site_with_a_light_colour(web_stack: Stack, chromium, other_site_port: int) -> None:
     context = chromium.new_context(viewport={"width": 1000, "height": 800})
     page = context.new_page()
     page.set_default_timeout(20_000)
@@ -360,7 +360,7 @@ def test_embedded_on_another_site_with_a_light_colour(web_stack: Stack, chromium
     html = (f'<!doctype html><html lang="en"><head><title>Other site</title></head><body><h1>Another site</h1>'
             f'<script src="{widget}" data-server-url="{api(web_stack)}" data-clinic-name="Yellow Clinic" '
             f'data-color="#ffd400"></script></body></html>')
-    site = OtherSite(html)  # another origin: the clinic's own website
+    site = OtherSite(html, other_site_port)  # another origin (in WEB_ALLOWED_ORIGINS): the clinic's own website
     try:
         page.goto(site.url)
         page.get_by_role("button", name="Chat with us").click()

@@ -12,6 +12,11 @@
  *                  contrasts more)
  * data-history-url where a reloaded page fetches the conversation so far (default: /api/history
  *                  next to this script)
+ * data-language    "es" or "en" (default: the page's <html lang>); Spanish for "es" and "es-*",
+ *                  English for anything else. The widget's texts follow it, also when the page
+ *                  changes it later, and the assistant gets it with the conversation's first
+ *                  message (and again whenever it changes) as the message's metadata, so a
+ *                  message whose words do not tell the language is answered in the page's.
  *
  * Everything it loads comes from the server that served this file (its stylesheet and the
  * socket.io client from npm): no CDN, font or tracker. The conversation id is a 256-bit random
@@ -30,13 +35,94 @@
   var data = script.dataset;
   var config = {
     serverUrl: (data.serverUrl || location.protocol + "//" + location.hostname + ":5005").replace(/\/+$/, ""),
-    clinicName: data.clinicName || "our clinic",
+    clinicName: data.clinicName || "",
     color: /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(data.color || "") ? data.color : "#0b5e55",
     historyUrl: data.historyUrl || new URL("../api/history", base).href
   };
   var STORE_KEY = "clinic-chat:" + config.serverUrl;
   var TYPING_TIMEOUT_MS = 15000;
   var MESSAGE_PAUSE_MS = 3000;
+
+  // ------------------------------------------------------------------ language
+
+  // Every text the widget itself shows or announces, per language; {clinic} is the clinic's name.
+  // The Spanish says "tú", as the assistant's Spanish answers do.
+  var STRINGS = {
+    en: {
+      launcher: "Chat with us",
+      close: "Close chat",
+      title: "{clinic}",
+      ourClinic: "our clinic",
+      statusBot: "Virtual assistant",
+      statusStaff: "With our clinic team",
+      handoff: "You're connected with our clinic team. A staff member will answer here; the assistant is paused. " +
+        "In an emergency, call 911.",
+      noticeTitle: "Before you start",
+      noticeScope: "This chat answers general questions about ketamine treatment and {clinic}. It is not for " +
+        "emergencies: in a crisis, call or text 988; in an emergency, call 911.",
+      noticePrivacy: "Your messages are stored by the clinic, and our staff may read them to help you. " +
+        "Please share only the personal health details you need to.",
+      start: "Start chat",
+      conversation: "Conversation",
+      typing: "Typing\u2026",
+      placeholder: "Type your question",
+      messageLabel: "Your message",
+      send: "Send",
+      saidPatient: "You said: ",
+      saidBot: "Assistant: ",
+      saidStaff: "Clinic team: ",
+      staffLabel: "Clinic team",
+      suggested: "Suggested replies",
+      sending: "Sending\u2026",
+      loadFailed: "The chat could not load. Please call us instead.",
+      reconnecting: "Connection lost. Reconnecting\u2026",
+      unreachable: "Can't reach the chat right now. Retrying\u2026 In an emergency, call 911."
+    },
+    es: {
+      launcher: "Chatea con nosotros",
+      close: "Cerrar el chat",
+      title: "{clinic}",
+      ourClinic: "nuestra cl\u00ednica",
+      statusBot: "Asistente virtual",
+      statusStaff: "Con el equipo de la cl\u00ednica",
+      handoff: "Est\u00e1s en contacto con el equipo de la cl\u00ednica. Una persona del equipo te responder\u00e1 " +
+        "aqu\u00ed; el asistente est\u00e1 en pausa. En una emergencia, llama al 911.",
+      noticeTitle: "Antes de empezar",
+      noticeScope: "Este chat responde preguntas generales sobre el tratamiento con ketamina y sobre {clinic}. " +
+        "No es para emergencias: si est\u00e1s en crisis, llama o escribe al 988 (marca 2 para espa\u00f1ol); " +
+        "en una emergencia, llama al 911.",
+      noticePrivacy: "La cl\u00ednica guarda tus mensajes, y nuestro personal puede leerlos para ayudarte. " +
+        "Comparte solo los datos de salud personales que sean necesarios.",
+      start: "Empezar el chat",
+      conversation: "Conversaci\u00f3n",
+      typing: "Escribiendo\u2026",
+      placeholder: "Escribe tu pregunta",
+      messageLabel: "Tu mensaje",
+      send: "Enviar",
+      saidPatient: "T\u00fa dijiste: ",
+      saidBot: "Asistente: ",
+      saidStaff: "Equipo de la cl\u00ednica: ",
+      staffLabel: "Equipo de la cl\u00ednica",
+      suggested: "Respuestas sugeridas",
+      sending: "Enviando\u2026",
+      loadFailed: "No se pudo cargar el chat. Por favor, ll\u00e1manos.",
+      reconnecting: "Se perdi\u00f3 la conexi\u00f3n. Reconectando\u2026",
+      unreachable: "No podemos conectar con el chat en este momento. Reintentando\u2026 En una emergencia, " +
+        "llama al 911."
+    }
+  };
+
+  // data-language on this script tag, else the page's <html lang>: "es", "es-MX"... are Spanish.
+  function pageLanguage() {
+    var declared = script.getAttribute("data-language") || document.documentElement.getAttribute("lang") || "";
+    return /^es(?:[-_]|$)/i.test(declared.trim()) ? "es" : "en";
+  }
+  var language = pageLanguage();
+
+  function t(key) {
+    var clinic = config.clinicName || STRINGS[language].ourClinic;
+    return STRINGS[language][key].replace("{clinic}", function () { return clinic; }); // "$&" in a name stays text
+  }
 
   // ------------------------------------------------------------------ storage
 
@@ -94,11 +180,28 @@
 
   // ------------------------------------------------------------------ DOM helpers
 
+  // A node's own texts are given by string key (`string`: its text, `label`: its aria-label,
+  // `placeholder`), kept as data-cc-* attributes so that localize() can re-apply them.
+  var LOCALIZED = { string: "data-cc-text", label: "data-cc-label", placeholder: "data-cc-placeholder" };
+  function localizeNode(node) {
+    var key = node.getAttribute(LOCALIZED.string);
+    if (key) {
+      node.textContent = t(key);
+    }
+    if ((key = node.getAttribute(LOCALIZED.label))) {
+      node.setAttribute("aria-label", t(key));
+    }
+    if ((key = node.getAttribute(LOCALIZED.placeholder))) {
+      node.setAttribute("placeholder", t(key));
+    }
+  }
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (key) {
       if (key === "text") {
         node.textContent = attrs[key];
+      } else if (LOCALIZED[key]) {
+        node.setAttribute(LOCALIZED[key], attrs[key]);
       } else if (key === "hidden") {
         node.hidden = !!attrs[key];
       } else {
@@ -108,10 +211,11 @@
     (children || []).forEach(function (child) {
       node.appendChild(child);
     });
+    localizeNode(node);
     return node;
   }
-  function srOnly(text) {
-    return el("span", { "class": "cc-sr", text: text });
+  function srOnly(key) {
+    return el("span", { "class": "cc-sr", string: key });
   }
 
   // URLs and bare web addresses (988lifeline.org) become links; everything else stays text.
@@ -147,54 +251,70 @@
 
   var launcher = el("button", {
     "class": "cc-launcher", type: "button", "aria-expanded": "false", "aria-controls": ids.panel,
-    text: "Chat with us"
+    string: "launcher"
   });
-  var closeButton = el("button", { "class": "cc-close", type: "button", "aria-label": "Close chat" }, [
+  var closeButton = el("button", { "class": "cc-close", type: "button", label: "close" }, [
     el("span", { "aria-hidden": "true", text: "\u00d7" })
   ]);
-  var statusLine = el("p", { "class": "cc-status", id: ids.status, role: "status", text: "Virtual assistant" });
+  var statusLine = el("p", { "class": "cc-status", id: ids.status, role: "status", string: "statusBot" });
   var header = el("div", { "class": "cc-header" }, [
     el("div", { "class": "cc-heading" }, [
-      el("h2", { "class": "cc-title", id: ids.title, text: config.clinicName }),
+      el("h2", { "class": "cc-title", id: ids.title, string: "title" }),
       statusLine
     ]),
     closeButton
   ]);
-  var handoffBanner = el("p", { "class": "cc-handoff", hidden: true,
-    text: "You're connected with our clinic team. A staff member will answer here; the assistant is paused. " +
-          "In an emergency, call 911." });
-  var startButton = el("button", { "class": "cc-start", type: "button", text: "Start chat" });
+  var handoffBanner = el("p", { "class": "cc-handoff", hidden: true, string: "handoff" });
+  var startButton = el("button", { "class": "cc-start", type: "button", string: "start" });
   var notice = el("div", { "class": "cc-notice", id: ids.notice, role: "group", "aria-labelledby": "clinic-chat-notice-title" }, [
-    el("h3", { id: "clinic-chat-notice-title", text: "Before you start" }),
-    el("p", { text: "This chat answers general questions about ketamine treatment and " + config.clinicName +
-      ". It is not for emergencies: in a crisis, call or text 988; in an emergency, call 911." }),
-    el("p", { text: "Your messages are stored by the clinic, and our staff may read them to help you. " +
-      "Please share only the personal health details you need to." }),
+    el("h3", { id: "clinic-chat-notice-title", string: "noticeTitle" }),
+    el("p", { string: "noticeScope" }),
+    el("p", { string: "noticePrivacy" }),
     startButton
   ]);
   var log = el("div", {
     "class": "cc-log", id: ids.log, role: "log", "aria-live": "polite", "aria-relevant": "additions",
-    "aria-label": "Conversation", tabindex: "0"
+    label: "conversation", tabindex: "0"
   });
   var typing = el("div", { "class": "cc-typing", hidden: true, "aria-hidden": "true" }, [
     el("span", { "class": "cc-dots" }, [el("span"), el("span"), el("span")]),
-    el("span", { text: "Typing\u2026" })
+    el("span", { string: "typing" })
   ]);
   var input = el("textarea", {
     id: ids.input, "class": "cc-input", rows: "1", maxlength: "1000", autocomplete: "off",
-    placeholder: "Type your question", "aria-describedby": "clinic-chat-hint"
+    placeholder: "placeholder", "aria-describedby": "clinic-chat-hint"
   });
-  var sendButton = el("button", { "class": "cc-send", type: "submit", text: "Send" });
+  var sendButton = el("button", { "class": "cc-send", type: "submit", string: "send" });
   var connection = el("p", { "class": "cc-connection", role: "status", id: "clinic-chat-hint", text: "" });
   var form = el("form", { "class": "cc-form", hidden: true }, [
-    el("label", { "for": ids.input, "class": "cc-sr", text: "Your message" }),
+    el("label", { "for": ids.input, "class": "cc-sr", string: "messageLabel" }),
     input,
     sendButton
   ]);
   var panel = el("section", {
     "class": "cc-panel", id: ids.panel, "aria-labelledby": ids.title, "data-turn": "done", hidden: true
   }, [header, handoffBanner, notice, log, typing, form, connection]);
-  var root = el("div", { "class": "cc-root" }, [panel, launcher]);
+  // lang on the widget's own root: screen readers read its texts in its language, whatever the page's.
+  var root = el("div", { "class": "cc-root", lang: language }, [panel, launcher]);
+
+  // Re-applies every text in the current language (the page's language changed).
+  function localize() {
+    root.setAttribute("lang", language);
+    var selector = Object.keys(LOCALIZED).map(function (key) { return "[" + LOCALIZED[key] + "]"; }).join(",");
+    Array.prototype.forEach.call(root.querySelectorAll(selector), localizeNode);
+  }
+  function followPageLanguage() {
+    var next = pageLanguage();
+    if (next !== language) {
+      language = next;
+      localize();
+    }
+  }
+  if (window.MutationObserver) {
+    var languageWatch = new MutationObserver(followPageLanguage);
+    languageWatch.observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
+    languageWatch.observe(script, { attributes: true, attributeFilter: ["data-language"] });
+  }
 
   var onAccent = contrast(config.color, "#ffffff") >= contrast(config.color, "#000000") ? "#ffffff" : "#000000";
   root.style.setProperty("--cc-accent", config.color);
@@ -244,10 +364,10 @@
     return titles[text] || text.slice(1).replace(/\{.*$/, "").replace(/_/g, " ");
   }
   function addMessage(kind, text, container) {
-    var label = { patient: "You said: ", bot: "Assistant: ", staff: "Clinic team: " }[kind];
+    var label = { patient: "saidPatient", bot: "saidBot", staff: "saidStaff" }[kind];
     var bubble = el("div", { "class": "cc-msg cc-" + kind });
     if (kind === "staff") {
-      bubble.appendChild(el("span", { "class": "cc-label", "aria-hidden": "true", text: "Clinic team" }));
+      bubble.appendChild(el("span", { "class": "cc-label", "aria-hidden": "true", string: "staffLabel" }));
     }
     bubble.appendChild(srOnly(label));
     var body = el("span", { "class": "cc-text" });
@@ -259,7 +379,7 @@
   }
   function addQuickReplies(replies) {
     removeQuickReplies();
-    var group = el("div", { "class": "cc-quick", role: "group", "aria-label": "Suggested replies" });
+    var group = el("div", { "class": "cc-quick", role: "group", label: "suggested" });
     replies.forEach(function (reply) {
       var button = el("button", { type: "button", "class": "cc-quick-reply", text: reply.title });
       button.addEventListener("click", function () {
@@ -293,9 +413,20 @@
   function setHandoff(on) {
     handoffBanner.hidden = !on;
     panel.classList.toggle("cc-with-staff", !!on);
-    var text = on ? "With our clinic team" : "Virtual assistant";
-    if (statusLine.textContent !== text) {
-      statusLine.textContent = text;
+    var key = on ? "statusStaff" : "statusBot";
+    if (statusLine.getAttribute(LOCALIZED.string) !== key) { // a status region re-announces any change
+      statusLine.setAttribute(LOCALIZED.string, key);
+      localizeNode(statusLine);
+    }
+  }
+  // What the connection line says (a string key; "" says nothing).
+  function setConnection(key) {
+    if (key) {
+      connection.setAttribute(LOCALIZED.string, key);
+      localizeNode(connection);
+    } else {
+      connection.removeAttribute(LOCALIZED.string);
+      connection.textContent = "";
     }
   }
 
@@ -352,7 +483,7 @@
     var tag = el("script", { src: new URL("vendor/socket.io.min.js", base).href });
     tag.addEventListener("load", callback);
     tag.addEventListener("error", function () {
-      connection.textContent = "The chat could not load. Please call us instead.";
+      setConnection("loadFailed");
     });
     document.head.appendChild(tag);
   }
@@ -362,7 +493,7 @@
     }
     var state = loadState();
     if (!state.sessionId) {
-      state = update({ sessionId: newSessionId() });
+      state = update({ sessionId: newSessionId(), sentLanguage: null });
     }
     if (!state.hadMessages) {
       historyLoaded = true; // nothing was said in this session yet: no history to fetch
@@ -376,10 +507,10 @@
       socket.on("session_confirm", function (sessionId) {
         var id = typeof sessionId === "string" ? sessionId : (sessionId || {}).session_id;
         if (id && id !== loadState().sessionId) {
-          update({ sessionId: id, hadMessages: false });
+          update({ sessionId: id, hadMessages: false, sentLanguage: null });
         }
         confirmedSession = id;
-        connection.textContent = "";
+        setConnection("");
         if (!historyLoaded) {
           loadHistory(id);
         }
@@ -394,18 +525,25 @@
       });
       socket.on("disconnect", function () {
         confirmedSession = null;
-        connection.textContent = "Connection lost. Reconnecting\u2026";
+        setConnection("reconnecting");
       });
       socket.on("connect_error", function () {
-        connection.textContent = "Can't reach the chat right now. Retrying\u2026 In an emergency, call 911.";
+        setConnection("unreachable");
       });
     });
   }
   // Messages typed before the connection is ready (or while it is lost) wait here, marked
   // "Sending…", and go out once the session is confirmed.
   var outbox = [];
-  function emitMessage(message) {
-    socket.emit("user_uttered", { message: message, session_id: confirmedSession });
+  // The page's language goes with the conversation's first message and again only when it
+  // changes: the assistant keeps the language a patient chose by writing or asking for it.
+  function emitMessage(message, messageLanguage) {
+    var payload = { message: message, session_id: confirmedSession };
+    if (loadState().sentLanguage !== messageLanguage) {
+      payload.metadata = { language: messageLanguage };
+      update({ sentLanguage: messageLanguage });
+    }
+    socket.emit("user_uttered", payload);
     startTurn();
   }
   function flushOutbox() {
@@ -416,7 +554,7 @@
       if (item.note.parentNode) {
         item.note.parentNode.removeChild(item.note);
       }
-      emitMessage(item.message);
+      emitMessage(item.message, item.language);
     });
   }
   function send(text, shownAs) {
@@ -428,12 +566,12 @@
     var bubble = addMessage("patient", shownAs || message);
     update({ hadMessages: true });
     if (socket && confirmedSession) {
-      emitMessage(message);
+      emitMessage(message, language);
     } else {
-      var note = el("span", { "class": "cc-note", text: "Sending\u2026" });
+      var note = el("span", { "class": "cc-note", string: "sending" });
       bubble.classList.add("cc-pending");
       bubble.appendChild(note);
-      outbox.push({ message: message, bubble: bubble, note: note });
+      outbox.push({ message: message, language: language, bubble: bubble, note: note });
       startTurn();
       connect();
     }
