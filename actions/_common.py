@@ -10,8 +10,9 @@ from rasa_sdk import Tracker
 from clinic.channels import SMS_CHANNEL
 from clinic.clock import utcnow
 from clinic.contact import normalize_phone
+from clinic.dates import SPANISH, clock_text, weekday_name
 from clinic.hours import describe_next_opening, is_open, next_opening
-from clinic.profile import ProfileCache
+from clinic.profile import ClinicProfile, ProfileCache
 
 # Every slot the booking forms fill (booking_form, reschedule_form, cancel_form): cleared when a
 # form is left (crisis protocol, "never mind") or done, so a later booking starts afresh.
@@ -38,12 +39,36 @@ def sms_sender_phone(tracker: Tracker) -> str | None:
     return normalize_phone(tracker.sender_id)
 
 
-def after_hours_note(now: datetime | None = None) -> str:
-    """" We're closed right now, so that will be from Monday at 8 AM." or "" when open."""
+def after_hours_note(now: datetime | None = None, language: str | None = None) -> str:
+    """" We're closed right now, so that will be from Monday at 8 AM." or "" when open.
+
+    Args:
+        language: the conversation's language; Spanish gets " Ahora estamos cerrados, así que
+            será a partir del lunes a las 8 a. m.", anything else English.
+    """
     profile = profile_cache().get()
     now = now or utcnow()
     if is_open(profile, now):
         return ""
+    if language == SPANISH:
+        when = _from_next_opening_es(profile, now)
+        return f" Ahora estamos cerrados, así que será {when}{'' if when.endswith('.') else '.'}"  # "p. m." ends one
     if next_opening(profile, now) is None:  # "from as soon as the clinic reopens" is not English
         return f" We're closed right now, so that will be {describe_next_opening(profile, now)}."
     return f" We're closed right now, so that will be from {describe_next_opening(profile, now)}."
+
+
+def _from_next_opening_es(profile: ClinicProfile, now: datetime) -> str:
+    """"a partir de mañana (martes) a las 8 a. m.", "a partir del lunes a la 1 p. m."."""
+    opening = next_opening(profile, now)
+    if opening is None:
+        return "en cuanto la clínica vuelva a abrir"
+    days = (opening.date() - now.astimezone(profile.tz).date()).days
+    clock = clock_text(opening.time(), SPANISH)
+    at = f"a la {clock}" if opening.hour % 12 == 1 else f"a las {clock}"  # "a la 1", "a las 2"
+    weekday = weekday_name(opening.weekday(), SPANISH)
+    if days == 0:
+        return f"a partir de hoy {at}"
+    if days == 1:
+        return f"a partir de mañana ({weekday}) {at}"
+    return f"a partir del {weekday} {at}"

@@ -13,6 +13,9 @@ Three forms share their answers' validation (:class:`_BookingAnswers`):
 A whole message like "never mind" leaves any of them (the stop actions). Crisis, medical and
 "a person" messages never become answers (``not_intent`` in domain.yml): the safety rules
 take them. Backend calls run in a worker thread so one slow backend does not stall others.
+
+Words the actions put into responses (button titles, summary values, dates) follow the
+conversation's ``language`` slot; answers are read in English and Spanish whatever it is.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from clinic.booking.service import OTHER_REASON, Outcome
 from clinic.booking.timeparse import display_date, display_slot, parse_preferred_time, short_slot
 from clinic.clock import as_utc, utcnow
 from clinic.contact import clean_name, display_phone, normalize_email, normalize_phone
+from clinic.dates import SPANISH
 from clinic.profile import ClinicProfile
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,28 @@ TIME_PROBLEMS = {
 }
 YES_NO_INTENTS = {"affirm": True, "deny": False}
 DIGRESSION_CONFIDENCE = 0.5
+# What the actions word themselves, in each language responses are written in (else English).
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "time_asked": "the time you asked for", "no_email": "none", "other_reason": "other",
+        "new": "first visit", "returning": "returning patient", "yes": "yes", "no": "no",
+        "your_mobile": "your mobile", "that_number": "that number",
+        "something_else": "Something else", "other_times": "Other times",
+        "texts_yes": "Yes, text me", "texts_no": "No texts", "move_yes": "Yes, move it", "move_no": "No, another time",
+        "book_yes": "Yes, book it", "send_yes": "Yes, send it", "book_no": "No, change the time",
+        "cancel_yes": "Yes, cancel it", "cancel_no": "No, keep it",
+    },
+    SPANISH: {
+        # After "el", "del", "al" and "para el" in the Spanish responses.
+        "time_asked": "día que pediste", "your_mobile": "número que nos diste", "that_number": "número que nos diste",
+        "no_email": "ninguno", "other_reason": "otra cosa",
+        "new": "primera visita", "returning": "paciente que regresa", "yes": "sí", "no": "no",
+        "something_else": "Otra cosa", "other_times": "Otros horarios",
+        "texts_yes": "Sí, envíenme textos", "texts_no": "No, sin textos", "move_yes": "Sí, cámbiala",
+        "move_no": "No, otro horario", "book_yes": "Sí, agéndala", "send_yes": "Sí, envíala",
+        "book_no": "No, cambiar la hora", "cancel_yes": "Sí, cancélala", "cancel_no": "No, déjala así",
+    },
+}
 
 
 # ------------------------------------------------------------------ helpers
@@ -65,6 +91,23 @@ DIGRESSION_CONFIDENCE = 0.5
 
 def _profile() -> ClinicProfile:
     return profile_cache().get()
+
+
+def _words(tracker: Tracker) -> dict[str, str]:
+    """:data:`WORDS` in the conversation's language."""
+    return WORDS.get(tracker.get_slot("language") or "en", WORDS["en"])
+
+
+def _reason_names(profile: ClinicProfile, language: str | None) -> list[str]:
+    """The visit reasons as the patient reads them, in clinic.yml's ``conditions_treated`` order."""
+    spanish = profile.spanish.conditions_treated
+    return list(spanish) if language == SPANISH and spanish else list(profile.conditions_treated)
+
+
+def _reason_display(reason: str | None, profile: ClinicProfile, tracker: Tracker) -> str:
+    """A visit reason (a ``conditions_treated`` value or ``other``) in the conversation's language."""
+    names = dict(zip(profile.conditions_treated, _reason_names(profile, tracker.get_slot("language"))))
+    return names.get(reason or OTHER_REASON) or _words(tracker)["other_reason"]
 
 
 def _latest(tracker: Tracker) -> tuple[str, str | None, float]:
@@ -154,10 +197,9 @@ def _ref_value(appointment: Appointment) -> dict[str, Any]:
 
 def _when_text(when: datetime | None, profile: ClinicProfile, tracker: Tracker) -> str:
     """The slot as the patient reads it, in the conversation's language."""
-    language = tracker.get_slot("language")
     if when is None:
-        return "día que pediste" if language == "es" else "the time you asked for"  # after "el", "del", "al"
-    return display_slot(when, profile.tz, language)
+        return _words(tracker)["time_asked"]
+    return display_slot(when, profile.tz, tracker.get_slot("language"))
 
 
 def _clear() -> list[EventType]:
@@ -229,7 +271,7 @@ class _BookingAnswers(FormValidationAction, ABC):
         previous = _parse_iso(value)
         if previous is not None and offered(tracker) and as_utc(previous) > now - timedelta(minutes=5):
             return {"preferred_time": _iso(previous)}  # already read (the form resumed)
-        parsed = parse_preferred_time(str(value or ""), profile, now)
+        parsed = parse_preferred_time(str(value or ""), profile, now, tracker.get_slot("language"))
         if parsed.problem is not None:
             extra: dict[str, str] = {}
             if parsed.problem == "blocked":
@@ -274,7 +316,7 @@ class _BookingAnswers(FormValidationAction, ABC):
         if stale is not None:  # a button of an earlier offer: booking checks it is still free
             return {"slot_choice": _iso(stale)}
         profile, now = _profile(), utcnow()
-        parsed = parse_preferred_time(text, profile, now)
+        parsed = parse_preferred_time(text, profile, now, tracker.get_slot("language"))
         if (parsed.problem is None and not parsed.earliest and any(ch.isalpha() for ch in text)
                 and _digression(tracker, self.form_name()) is None):
             return {**await self._offer(parsed.when, parsed.when, dispatcher, tracker), "slot_choice": None}
@@ -331,8 +373,10 @@ class ValidateBookingForm(_BookingAnswers):
 
     def validate_visit_reason(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                               domain: DomainDict) -> dict[str, Any]:
-        reasons = _profile().conditions_treated
-        reason = booking.read_visit_reason(str(value or ""), reasons)
+        profile = _profile()
+        reasons = profile.conditions_treated
+        spanish = dict(zip(_reason_names(profile, SPANISH), reasons))  # read in any conversation
+        reason = booking.read_visit_reason(str(value or ""), reasons, spanish)
         if reason is not None and (reason != OTHER_REASON or _digression(tracker, self.form_name()) is None):
             return {"visit_reason": reason}
         self._invalid(dispatcher, tracker, "utter_invalid_visit_reason")
@@ -379,7 +423,7 @@ class _ManageAnswers(_BookingAnswers, ABC):
             dispatcher.utter_message(response="utter_booking_lookup_failed")
             return {"booking_code": None, "lookup_attempts": attempts}
         dispatcher.utter_message(response="utter_booking_not_found",
-                                 phone_display=display_phone(phone) if phone else "that number")
+                                 phone_display=display_phone(phone) if phone else _words(tracker)["that_number"])
         events: dict[str, Any] = {"booking_code": None, "lookup_attempts": attempts}
         if sms_sender_phone(tracker) is None:
             events["phone"] = None  # ask for the number again too: it may be the wrong one
@@ -417,9 +461,12 @@ class ActionAskVisitReason(Action):
         return "action_ask_visit_reason"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        reasons = [*_profile().conditions_treated, OTHER_REASON]
-        buttons = [{"title": "Something else" if r == OTHER_REASON else (r if r.isupper() else r.capitalize()),
-                    "payload": f'/inform{{"visit_reason":"{r}"}}'} for r in reasons]
+        profile = _profile()
+        names = _reason_names(profile, tracker.get_slot("language"))
+        buttons = [{"title": name[:1].upper() + name[1:], "payload": f'/inform{{"visit_reason":"{reason}"}}'}
+                   for name, reason in zip(names, profile.conditions_treated)]
+        buttons.append({"title": _words(tracker)["something_else"],
+                        "payload": f'/inform{{"visit_reason":"{OTHER_REASON}"}}'})
         dispatcher.utter_message(response="utter_ask_visit_reason", buttons=buttons)
         return []
 
@@ -432,9 +479,10 @@ class ActionAskSmsConsent(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         phone = tracker.get_slot("phone")
+        words = _words(tracker)
         dispatcher.utter_message(response="utter_ask_sms_consent",
-                                 phone_display=display_phone(phone) if phone else "your mobile",
-                                 buttons=_yes_no_buttons("Yes, text me", "No texts"))
+                                 phone_display=display_phone(phone) if phone else words["your_mobile"],
+                                 buttons=_yes_no_buttons(words["texts_yes"], words["texts_no"]))
         return []
 
 
@@ -450,7 +498,7 @@ class ActionAskSlotChoice(Action):
         language = tracker.get_slot("language")
         buttons = [{"title": short_slot(s.start, profile.tz, language),
                     "payload": f'/inform{{"slot_choice":"{_iso(s.start)}"}}'} for s in slots]
-        buttons.append({"title": "Other times", "payload": '/inform{"slot_choice":"other"}'})
+        buttons.append({"title": _words(tracker)["other_times"], "payload": '/inform{"slot_choice":"other"}'})
         data = tracker.get_slot("offered_slots") or {}
         preferred = _parse_iso(data.get("preferred")) if isinstance(data, dict) else None
         if preferred is None:
@@ -469,13 +517,14 @@ class ActionAskBookingConfirmed(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         profile = _profile()
+        words = _words(tracker)
         slot = _chosen_slot(tracker, profile)
         when = _when_text(slot.start if slot else None, profile, tracker)
         if tracker.active_loop.get("name") == "reschedule_form":
             current = _appointment(tracker)
             dispatcher.utter_message(response="utter_ask_reschedule_confirmed", preferred_time_display=when,
                                      old_time_display=_when_text(current.start if current else None, profile, tracker),
-                                     buttons=_yes_no_buttons("Yes, move it", "No, another time"))
+                                     buttons=_yes_no_buttons(words["move_yes"], words["move_no"]))
             return []
         email = tracker.get_slot("email")
         phone = tracker.get_slot("phone")
@@ -484,11 +533,11 @@ class ActionAskBookingConfirmed(Action):
             response="utter_ask_request_confirmed" if request else "utter_ask_booking_confirmed",
             preferred_time_display=when,
             phone_display=display_phone(phone) if phone else "",
-            email_display=email if email and email != NO_EMAIL else "none",
-            visit_reason_display=tracker.get_slot("visit_reason") or OTHER_REASON,
-            patient_type_display="first visit" if tracker.get_slot("patient_type") == "new" else "returning patient",
-            reminders_display="yes" if tracker.get_slot("sms_consent") else "no",
-            buttons=_yes_no_buttons("Yes, book it" if not request else "Yes, send it", "No, change the time"),
+            email_display=email if email and email != NO_EMAIL else words["no_email"],
+            visit_reason_display=_reason_display(tracker.get_slot("visit_reason"), profile, tracker),
+            patient_type_display=words["new" if tracker.get_slot("patient_type") == "new" else "returning"],
+            reminders_display=words["yes" if tracker.get_slot("sms_consent") else "no"],
+            buttons=_yes_no_buttons(words["send_yes" if request else "book_yes"], words["book_no"]),
         )
         return []
 
@@ -502,8 +551,9 @@ class ActionAskCancelConfirmed(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         current = _appointment(tracker)
         when = _when_text(current.start if current else None, _profile(), tracker)
+        words = _words(tracker)
         dispatcher.utter_message(response="utter_ask_cancel_confirmed", preferred_time_display=when,
-                                 buttons=_yes_no_buttons("Yes, cancel it", "No, keep it"))
+                                 buttons=_yes_no_buttons(words["cancel_yes"], words["cancel_no"]))
         return []
 
 

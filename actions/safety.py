@@ -119,7 +119,7 @@ class ActionEscalateToStaff(Action):
             dispatcher.utter_message(response="utter_escalation_failed")
             return []
         response = "utter_escalated_human" if reason == "asked_for_staff" else "utter_escalated_medical"
-        dispatcher.utter_message(response=response, after_hours=after_hours_note())
+        dispatcher.utter_message(response=response, after_hours=after_hours_note(language=tracker.get_slot("language")))
         for practical in practical_questions(tracker.latest_message or {}):
             dispatcher.utter_message(response=f"utter_{practical}")
         events: list[EventType] = [SlotSet("escalation_id", escalation_id), SlotSet("handoff", True)]

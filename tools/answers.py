@@ -1,6 +1,7 @@
 """The assistant's answers as a patient reads them: filled from clinic.yml, with their
 length and reading level (``make answers``): Flesch-Kincaid grade in English, Fernández-Huerta
-ease in Spanish."""
+ease in Spanish; SMS answers also with the segments they are billed as, by their real encoding
+(Spanish with á, í, ó or ú goes as UCS-2, 70 characters a segment instead of 160)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import textstat
 import yaml
 from textstat.textstat import textstatistics
 
+from clinic.channels.segments import Segments, count_segments
 from clinic.profile import ClinicProfile, load_profile
 from clinic.settings import PROJECT_DIR
 
 WEB_LIMIT, SMS_LIMIT, GRADE_LIMIT, SPANISH_EASE_MIN = 700, 320, 9.0, 60.0
+SMS_SEGMENT_LIMIT = 3  # segments one SMS answer may take
 # Spanish syllables on an instance of their own: the shared one keeps counting English.
 _SPANISH = textstatistics()
 _SPANISH.set_lang("es")
@@ -42,6 +45,18 @@ class Answer:
     def limit(self) -> int:
         return SMS_LIMIT if self.channel == "sms" else WEB_LIMIT
 
+    @property
+    def segments(self) -> Segments | None:
+        """The SMS segments the text takes (None on the web)."""
+        return count_segments(self.text) if self.channel == "sms" else None
+
+    @property
+    def over(self) -> bool:
+        """Longer than its channel allows, too many SMS segments, or too hard to read."""
+        segments = self.segments
+        too_many = segments is not None and segments.count > SMS_SEGMENT_LIMIT
+        return len(self.text) > self.limit or too_many or self.too_hard
+
 
 def filled_answers(profile: ClinicProfile | None = None, domain: Path = PROJECT_DIR / "domain.yml",
                    prefix: str = "utter_faq_") -> list[Answer]:
@@ -61,10 +76,13 @@ def filled_answers(profile: ClinicProfile | None = None, domain: Path = PROJECT_
 
 
 def report(answers: list[Answer]) -> str:
-    lines = [f"{'response':32} {'lang':4} {'channel':7} {'chars':>5} {'limit':>5} {'reading':>7}"]
+    """One line per answer; SMS answers show "segments encoding" ("3 UCS-2"), web ones "-"."""
+    lines = [f"{'response':32} {'lang':4} {'channel':7} {'chars':>5} {'limit':>5} {'segments':>9} {'reading':>7}"]
     for a in answers:
-        flag = "  << over" if len(a.text) > a.limit or a.too_hard else ""
+        flag = "  << over" if a.over else ""
         scale = "FH" if a.language == "es" else "FK"
-        lines.append(f"{a.response:32} {a.language:4} {a.channel:7} {len(a.text):>5} {a.limit:>5} "
+        segments = a.segments
+        billed = f"{segments.count} {segments.encoding}" if segments is not None else "-"
+        lines.append(f"{a.response:32} {a.language:4} {a.channel:7} {len(a.text):>5} {a.limit:>5} {billed:>9} "
                      f"{scale} {a.reading:>4.1f}{flag}")
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """Booking consultations: the service the chat and the staff console use.
 
-* Patients' answers to the booking questions, read deterministically (:func:`read_yes_no`,
-  :func:`read_visit_reason`, :func:`read_slot_choice`...; word lists in
-  ``clinic/booking/scheduling/answers.yml``).
+* Patients' answers to the booking questions, in English or Spanish, read deterministically
+  (:func:`read_yes_no`, :func:`read_visit_reason`, :func:`read_slot_choice`...; word lists in
+  ``clinic/booking/scheduling/answers.yml``). Accents are ignored: texts often come without them.
 * Up to three open slots closest to a preferred time (:func:`offers`), from the scheduling
   backend chosen in clinic.yml (:mod:`clinic.booking.scheduling`).
 * Booking (:func:`book`), moving (:func:`reschedule`) and cancelling (:func:`cancel`) with a
@@ -21,7 +21,7 @@ import difflib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -77,14 +77,17 @@ def answer_words() -> dict[str, Any]:
 
 
 def normalize(text: str) -> str:
-    """Lower case, curly quotes straightened, punctuation (but ' # / : -) dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text or "").lower().replace("\u2019", "'")
+    """Lower case without accents ("sí" is "si"), curly quotes straightened, punctuation (but ' # / : -)
+    dropped, spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    text = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().replace("\u2019", "'")
     text = re.sub(r"[^\w\s'#/:-]", " ", text)
     return " ".join(text.split())
 
 
 def _has_phrase(text: str, phrases: Iterable[Any]) -> bool:
-    return any(re.search(rf"(?<![\w']){re.escape(str(p).lower())}(?![\w'])", text) for p in phrases)
+    """Whether the normalized ``text`` holds one of ``phrases`` as whole words."""
+    return any(re.search(rf"(?<![\w']){re.escape(normalize(str(p)))}(?![\w'])", text) for p in phrases)
 
 
 def is_stop(text: str) -> bool:
@@ -106,7 +109,8 @@ def read_yes_no(text: str) -> bool | None:
 def read_skip(text: str) -> bool:
     """Whether the patient would rather not give the optional email."""
     norm = normalize(text)
-    return norm in {normalize(p) for p in answer_words()["skip"]} or _has_phrase(norm, ["no email", "skip"])
+    words = answer_words()
+    return norm in {normalize(p) for p in words["skip"]} or _has_phrase(norm, words["skip_anywhere"])
 
 
 def read_patient_type(text: str) -> str | None:
@@ -123,21 +127,33 @@ def read_patient_type(text: str) -> str | None:
     return "new" if answer else "returning"
 
 
-def read_visit_reason(text: str, reasons: list[str]) -> str | None:
+def _name_parts(name: str) -> list[str]:
+    """A reason's name and the parts of it in and out of brackets: "TEPT (estrés postraumático)"."""
+    return [name, *(part.strip() for part in re.split(r"[()]", name) if part.strip())]
+
+
+def read_visit_reason(text: str, reasons: list[str], names: Mapping[str, str] | None = None) -> str | None:
     """One of the clinic's ``reasons`` (clinic.yml ``conditions_treated``), ``other``, or None.
 
     A short answer that names none of them is ``other``; a long one or a question is None.
+
+    Args:
+        names: other names of the reasons, each to the reason it names (the Spanish of
+            clinic.yml's ``spanish.conditions_treated``).
     """
     norm = normalize(text)
     words = answer_words()
     by_lower = {r.lower(): r for r in reasons}
-    for reason in sorted(reasons, key=len, reverse=True):
-        if _has_phrase(norm, [reason.lower()]):
+    named = [(reason, reason) for reason in reasons] + [(name, reason) for name, reason in (names or {}).items()
+                                                        if reason in reasons]
+    for name, reason in sorted(named, key=lambda pair: len(pair[0]), reverse=True):
+        if _has_phrase(norm, _name_parts(name)):
             return reason
     for canonical, synonyms in words["reason_words"].items():
         if canonical.lower() in by_lower and _has_phrase(norm, synonyms):
             return by_lower[canonical.lower()]
-    vocabulary = {str(s).lower(): c for c, syns in words["reason_words"].items() for s in syns if c.lower() in by_lower}
+    vocabulary = {normalize(str(s)): c for c, syns in words["reason_words"].items() for s in syns
+                  if c.lower() in by_lower}
     for word in norm.split():
         close = difflib.get_close_matches(word, list(vocabulary), n=1, cutoff=0.84)
         if close and len(word) >= 4:
@@ -150,14 +166,24 @@ def read_visit_reason(text: str, reasons: list[str]) -> str | None:
 
 
 _CLOCK_RE = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s*m\b\.?|\b(\d{1,2}):(\d{2})\b|\bnoon\b")
-_WEEKDAY_RE = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\b")
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,
+             "lunes": 0, "martes": 1, "miercoles": 2, "jueves": 3, "viernes": 4, "sabado": 5, "domingo": 6}
+_WEEKDAY_RE = re.compile(
+    r"\b(?:(mon|tue|wed|thu|fri|sat|sun)[a-z]*|(lunes|martes|miercoles|jueves|viernes|sabado|domingo))\b"
+)
+
+
+def _weekday(text: str) -> int | None:
+    """The weekday (0 is Monday) named in a normalized text: "tuesday", "tue", "martes"."""
+    match = _WEEKDAY_RE.search(text)
+    return _WEEKDAYS[match.group(1) or match.group(2)] if match else None
 
 
 def read_slot_choice(text: str, offered: list[Slot]) -> int | str | None:
     """Which offered slot the patient picked (its index), ``"other"`` for none of them, or None.
 
-    Reads "2", "the second one", "#3", "option 1", "3:30", "Tuesday at 2pm" and an offered
-    slot's ISO start (a button's payload).
+    Reads "2", "the second one", "#3", "option 1", "3:30", "Tuesday at 2pm", "la segunda", "el
+    martes a las 2 p. m." and an offered slot's ISO start (a button's payload).
     """
     norm = normalize(text)
     keys = [s.key for s in offered]
@@ -171,13 +197,13 @@ def read_slot_choice(text: str, offered: list[Slot]) -> int | str | None:
     clock = _CLOCK_RE.search(norm)
     if clock:
         matches = [i for i, s in enumerate(offered) if _clock_matches(clock, s.start)]
-        weekday = _WEEKDAY_RE.search(norm)
-        if weekday:
-            matches = [i for i in matches if f"{offered[i].start:%a}".lower().startswith(weekday.group(1))]
+        weekday = _weekday(norm)
+        if weekday is not None:
+            matches = [i for i in matches if offered[i].start.weekday() == weekday]
         if len(matches) == 1:
             return matches[0]
-    elif (weekday := _WEEKDAY_RE.search(norm)) and not any(ch.isdigit() for ch in norm):
-        matches = [i for i, s in enumerate(offered) if f"{s.start:%a}".lower().startswith(weekday.group(1))]
+    elif (weekday := _weekday(norm)) is not None and not any(ch.isdigit() for ch in norm):
+        matches = [i for i, s in enumerate(offered) if s.start.weekday() == weekday]
         if len(matches) == 1:
             return matches[0]
     tokens = norm.replace("#", " #").split()

@@ -65,6 +65,54 @@ def test_a_bookable_time_is_read(profile, text: str, when: datetime) -> None:
     assert result.when.tzinfo is not None
 
 
+@pytest.mark.parametrize("language", ["es", None], ids=["spanish-conversation", "english-conversation"])
+@pytest.mark.parametrize(
+    ("text", "when"),
+    [
+        ("el martes en la tarde", at(4, 21, 15)),
+        ("el martes por la tarde", at(4, 21, 15)),
+        ("el martes que viene en la tarde", at(4, 21, 15)),
+        ("¿qué tal el martes en la tarde?", at(4, 21, 15)),
+        ("mañana temprano", at(4, 16, 8)),  # early: the opening time
+        ("manana temprano", at(4, 16, 8)),  # texted without accents
+        ("mañana en la mañana", at(4, 16, 9)),
+        ("el próximo lunes", at(4, 20, 8)),
+        ("el proximo lunes", at(4, 20, 8)),
+        ("el lunes que viene", at(4, 20, 8)),
+        ("la semana que viene", at(4, 22, 8)),  # as "next week": a week from today
+        ("la próxima semana", at(4, 22, 8)),
+        ("pasado mañana", at(4, 17, 8)),
+        ("pasado manana a las 11", at(4, 17, 11)),
+        ("después de las 4", at(4, 15, 16)),
+        ("despues de las 4", at(4, 15, 16)),
+        ("el sábado a las 10", at(4, 18, 10)),
+        ("el sabado a las 10", at(4, 18, 10)),
+        ("el jueves a mediodía", at(4, 16, 12)),
+        ("el 21 de abril a las 2", at(4, 21, 14)),
+        ("¿tienen algo el jueves en la mañana?", at(4, 16, 9)),
+        ("mejor el viernes a las 10, por favor", at(4, 17, 10)),
+    ],
+)
+def test_a_spanish_time_is_read(profile, text: str, when: datetime, language: str | None) -> None:
+    # Spanish words are read in any conversation: patients switch languages mid-sentence.
+    result = parse_preferred_time(text, profile, NOW, language)
+
+    assert (result.when, result.problem) == (when, None)
+
+
+@pytest.mark.parametrize("text", ["el viernes a las 7 de la mañana", "friday at 7 in the morning"])
+def test_a_morning_clock_time_stays_in_the_morning(profile, text: str) -> None:
+    # "at 7" alone is 7 PM at a clinic; said with the morning, it is 7 AM (before Friday's opening).
+    result = parse_preferred_time(text, profile, NOW, "es")
+
+    assert (result.when, result.problem) == (at(4, 17, 7), "closed")
+
+
+@pytest.mark.parametrize("text", ["cuando sea", "me da igual", "no importa"])
+def test_a_spanish_any_time_asks_for_a_day(profile, text: str) -> None:
+    assert parse_preferred_time(text, profile, NOW, "es").problem == "vague"
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -107,7 +155,7 @@ def test_display_time() -> None:
 
 
 @pytest.mark.parametrize("text", ["asap", "ASAP please", "as soon as possible", "the earliest", "first available",
-                                  "lo antes posible"])
+                                  "lo antes posible", "cuanto antes", "lo más pronto posible", "lo mas pronto"])
 def test_as_soon_as_possible_is_now(profile, text: str) -> None:
     result = parse_preferred_time(text, profile, NOW)
 
