@@ -102,6 +102,7 @@ stories: $(MODEL)
 
 eval: $(MODEL)
 	$(PY) -m tools.evaluation --model $(MODEL)
+	$(PY) -m tools.evaluation --model $(MODEL) --dir tests/eval/spanish --out results/eval-spanish.json
 
 # pytest runs last so the run closes on its summary line ("N passed").
 test: lint validate stories eval pytest

@@ -80,11 +80,13 @@ _WRITER = re.compile(r"\b(?:i|im|i'm|ive|i've|id|i'd|me|my|mine|myself|we|us|our
 # An emergency told as a memory ("I passed out at a blood draw once") is not happening now.
 _PAST = re.compile(
     r"\b(?:once|years? ago|months? ago|as a (?:kid|child|teen)|when i was|in the past|used to|back in|last year|"
-    r"long time ago|in college|in high school|growing up)\b",
+    r"long time ago|in college|in high school|growing up|hace años|hace anos|hace meses|el año pasado|"
+    r"el ano pasado|de niño|de nino|de niña|de nina|cuando era|tuve|tuvo|en (?:19|20)\d\d)\b",
     re.IGNORECASE,
 )
 _NOW = re.compile(
-    r"\b(?:now|rn|today|tonight|this morning|just|currently|again|still|help|hurry|asap)\b", re.IGNORECASE
+    r"\b(?:now|rn|today|tonight|this morning|just|currently|again|still|help|hurry|asap|ahora|ahorita|"
+    r"hoy|ayuda|rapido|rápido|todavía|todavia)\b", re.IGNORECASE
 )
 # Topics a health history cannot change the answer to; after a personal preamble a question on
 # any other topic (safety, side effects, candidacy...) stays with staff unless it is about people

@@ -29,6 +29,9 @@ _SPANISH_WORDS = frozenset(
     mucho muy poco bien mal duele dolor medicina medicamento tratamiento esto eso ese esa aqui
     alla porfa xq pq q tmb ud uds pa mija mijo nosotros ellos ella ellas algo alguien sobre con
     sin desde hasta hace hago voy vamos estar ser funciona sirve puedes favor otra otro
+    tratan atienden aceptan cubre cubren abren cierran quedan queda estan sale cobran necesita necesitan
+    debo infusiones sesion sesiones dosis cita citas horario menores edad parqueo ahorita tambien
+    cuantas cuantos cuanto donde quien quienes esta estas este estos eres hablas tienen
     """.split()
 )
 _ENGLISH_WORDS = frozenset(
@@ -89,5 +92,10 @@ def detect_language(text: str) -> str | None:
     if english >= ENOUGH and english > spanish:
         return ENGLISH
     if spanish == 0 and len(words) >= PLAIN_ENGLISH_WORDS:  # "everything feels pointless lately"
+        return ENGLISH
+    # A short question with a Spanish word and not one English one ("donde quedan?", "hay parqueo?")
+    if spanish and not english:
+        return SPANISH
+    if english and not spanish:
         return ENGLISH
     return None

@@ -43,7 +43,10 @@ _MAX_VARIANTS = 400  # a phrase with more spelt-out variants stays a Matcher pat
 _NOT_MEDICINES = frozenset({"ketamine", "esketamine", "spravato", "ketalar", "special k"})
 # Hypothetical framing ("will I feel dizzy after?") is a general aftercare question.
 _HYPOTHETICAL = frozenset({"will", "would", "could", "might", "do", "does", "can"})
-_COMPARISON = frozenset({"like", "than", "vs", "versus", "compare", "compared", "differ", "different", "difference"})
+_COMPARISON = frozenset(
+    {"like", "than", "vs", "versus", "compare", "compared", "differ", "different", "difference",
+     "diferencia", "diferente", "diferencian", "comparado", "comparada", "como"}
+)
 _INTENT_WORDS = (
     "on purpose", "to die", "to end", "end it", "kill myself", "intentional", "meant to", "wanted to die",
     "a propósito", "para morir", "para matarme", "quiero morir",
