@@ -281,3 +281,17 @@ def test_spanish_personal_medical_questions_go_to_staff(guard, text: str, rule: 
 )
 def test_spanish_everyday_and_general_messages_are_not_personal_medical(guard, text: str) -> None:
     assert guard.check(text).category is None
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("friday works, assuming i make it until then", "crisis"),  # not expecting to be alive
+        ("spent last night looking up how many it would take to die", "crisis"),  # researching means
+        ("cnt breth pls", "emergency"),  # panic shorthand
+        ("is it a bad idea for her with the bipolar", "medical"),  # a relative's suitability
+        ("i felt super dizzy after the last session, is that ok", "medical"),  # own reaction
+    ],
+)
+def test_kinds_found_missing_by_a_blind_set(guard, text: str, category: str) -> None:
+    assert guard.check(text).category == category
