@@ -269,10 +269,8 @@ def test_every_sms_variation_fits_a_text_message(v: dict[str, Any], values: dict
 
 
 SMS_SEGMENTS_MAX = 3
-# The Spanish booking confirmation carries clinic.yml's preparation text (123 characters, with
-# accents, so UCS-2): with a long name and date the values alone take 194 of the 201 units that
-# 3 segments hold. It takes 4 until that text is shorter or sent apart.
-SMS_SEGMENTS_ALLOWED = {("utter_booking_confirmed", "es"): 4}
+# Exceptions to the 3-segment rule, by (response, language); none today.
+SMS_SEGMENTS_ALLOWED: dict[tuple[str, str], int] = {}
 
 
 @pytest.mark.parametrize(
