@@ -31,6 +31,8 @@ channel). Compared with Rasa's connector:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -40,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import rasa.core.channels.channel
+from engineio import AsyncServer as EngineIOServer
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
 from rasa.shared.core.events import BotUttered, UserUttered
@@ -62,6 +65,7 @@ CLINIC_TEAM_FLAG = "clinic_team"
 # Session ids the widget makes are 43 random URL-safe characters; Rasa's default is a uuid4 hex.
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{16,128}$")
 LOCK_POLL_SECONDS = 0.05
+CLOSE_DELIVERY_SECONDS = 1.0  # how long a refused long-polling POST waits for the client to take the close packet
 
 
 def offered_buttons(tracker: DialogueStateTracker | None, latest_only: bool = False) -> list[dict[str, Any]]:
@@ -81,6 +85,45 @@ def offered_buttons(tracker: DialogueStateTracker | None, latest_only: bool = Fa
                 return own
             buttons[:0] = own
     return buttons
+
+
+class _SessionCheckingEngineIOServer(EngineIOServer):
+    """engine.io's server, answering the long-polling requests python-engineio 4.7 fails on:
+
+    * a POST without a session id (``sid``): 400 (engine.io fails building its error message: 500);
+    * a request for a session its client closed (a close packet): 400 (engine.io: 500);
+    * a refused POST (too large, an unknown packet): engine.io closes the session and answers 400,
+      but first waits for the client's poll to take the close packet, which a client that is not
+      polling never does: the POST hung until it timed out. Here it waits at most
+      :data:`CLOSE_DELIVERY_SECONDS` (a browser's poll is pending and takes it at once).
+    """
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        request = args[0] if args else None
+        if isinstance(request, Request):
+            sid = request.args.get("sid")
+            if request.method == "POST" and not sid:
+                return response.text("Invalid session", status=400)
+            socket = self.sockets.get(sid) if sid else None
+            if socket is not None and socket.closed:
+                del self.sockets[sid]  # an unknown session to engine.io from now on
+        return await super().handle_request(*args, **kwargs)
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        socket = self.sockets.get(sid) if sid is not None else None
+        if socket is None:  # every session (shutdown), or one already gone
+            await super().disconnect(sid)
+            return
+        with contextlib.suppress(asyncio.TimeoutError):  # closed by then; only the close packet is waiting
+            await asyncio.wait_for(socket.close(), CLOSE_DELIVERY_SECONDS)
+        self.sockets.pop(sid, None)
+
+
+class _SocketIOServer(AsyncServer):
+    """python-socketio's server on :class:`_SessionCheckingEngineIOServer`."""
+
+    def _engineio_server_class(self) -> type[EngineIOServer]:
+        return _SessionCheckingEngineIOServer
 
 
 class JsonRedisManager(AsyncRedisManager):
@@ -143,7 +186,7 @@ def _metadata_of(raw: Any) -> dict[str, Any]:
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
             metadata = {}
     if not isinstance(metadata, dict):
         return {}
@@ -267,8 +310,8 @@ class ClinicSocketIOInput(SocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Rasa's socket.io blueprint with the additions described in the module docstring."""
         # cors_allowed_origins=[]: Rasa's CORS (``--cors``) answers browsers; origins are checked on connect.
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager(),
-                          max_http_buffer_size=socketio_max_message_bytes())
+        sio = _SocketIOServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager(),
+                              max_http_buffer_size=socketio_max_message_bytes())
         socketio_webhook = _AppCapturingBlueprint(self._set_app, sio, self.socketio_path, "socketio_webhook",
                                                   __name__)
         self.sio = sio

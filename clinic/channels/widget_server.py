@@ -61,6 +61,7 @@ SOCKET_IO_CLIENT = WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "soc
 # be guessed or is not the widget's (an SMS conversation's id is a phone number).
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 MAX_HISTORY_BODY = 4096
+MAX_EVENT_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL store
 MAX_REQUEST_BODY = 64 * 1024  # any request: the widget only ever sends small JSON
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:]{2,39}")
 SENDERS = {"patient": "patient", "bot": "bot", "staff": "staff"}
@@ -209,13 +210,14 @@ async def history(request: Request) -> Response:
         return JSONResponse({"error": "request too large"}, status_code=413)
     try:
         payload = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep
         return JSONResponse({"error": "send JSON"}, status_code=400)
     session_id = payload.get("session_id") if isinstance(payload, dict) else None
     after = payload.get("after", 0) if isinstance(payload, dict) else 0
     if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
         return JSONResponse({"error": "session_id must be the widget's session token"}, status_code=400)
-    if not isinstance(after, int) or after < 0:
+    # true/false are ints to Python, and the database's integers end at 2**63 - 1
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_EVENT_ID:
         return JSONResponse({"error": "after must be a non-negative integer"}, status_code=400)
     config: WebConfig = request.app.state.config
     try:

@@ -49,7 +49,7 @@ async def _body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise HTTPException(400, "The body must be a JSON object (UTF-8).") from None
     if not isinstance(data, dict):
         raise HTTPException(400, "The body must be a JSON object.")
