@@ -32,6 +32,11 @@ def channel_of(tracker: Tracker) -> str:
     return tracker.get_latest_input_channel() or "unknown"
 
 
+def language_of(tracker: Tracker) -> str | None:
+    """The conversation's language (its ``language`` slot: ``en`` or ``es``)."""
+    return tracker.get_slot("language")
+
+
 def sms_sender_phone(tracker: Tracker) -> str | None:
     """On SMS, the patient's own number (the sender id, E.164); None on other channels."""
     if channel_of(tracker) != SMS_CHANNEL or not str(tracker.sender_id or "").startswith("+"):

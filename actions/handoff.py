@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions._common import channel_of
+from actions._common import channel_of, language_of
 from clinic.staff.escalation import attach_message
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class ActionHandoffHold(Action):
                 channel=channel_of(tracker),
                 message_id=latest.get("message_id"),
                 text=latest.get("text"),
+                language=language_of(tracker),
             )
         except SQLAlchemyError:
             logger.exception("could not attach a hand-off message to its escalation")

@@ -10,7 +10,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions._common import FORM_SLOTS, after_hours_note, channel_of
+from actions._common import FORM_SLOTS, after_hours_note, channel_of, language_of
 from clinic.staff.escalation import escalate
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def _record(tracker: Tracker, reason: str) -> int | None:
             message_id=latest.get("message_id"),
             text=latest.get("text"),
             guard_reason=latest.get("guard"),
+            language=language_of(tracker),
         )
     except SQLAlchemyError:
         # Not lost: with no escalation_id slot set, the reconciler records it later.

@@ -48,6 +48,7 @@ class Escalation(Base):
     conversation_id = Column(String(255), nullable=False, index=True)
     channel = Column(String(32), nullable=False)
     reason = Column(String(32), nullable=False)  # crisis | emergency | medical_question | asked_for_staff
+    language = Column(String(8))  # the conversation's language (en | es); null on rows from before it was kept
     urgency = Column(String(16), nullable=False, default="normal")  # normal | urgent
     status = Column(String(16), nullable=False, default="open")  # open | resolved
     trigger_message_id = Column(String(64))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from clinic.clock import utcnow
 from clinic.db import Escalation, EscalationMessage, session_scope
+from clinic.reading.language import LANGUAGES
 from clinic.staff.notifications import enqueue  # staff notifications: same transaction (outbox)
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def escalate(
     message_id: str | None,
     text: str | None,
     guard_reason: dict[str, Any] | None = None,
+    language: str | None = None,
     database_url: str | None = None,
 ) -> EscalationResult:
     """Opens an escalation for the conversation, or attaches the message to the open one.
@@ -56,6 +58,8 @@ def escalate(
         message_id: Rasa message id of the triggering patient message (for idempotency).
         text: the patient's message (stored for staff; never logged).
         guard_reason: why the safety guard fired, if it did.
+        language: the conversation's language (its ``language`` slot: ``en`` or ``es``), so
+            staff know who can take it; the latest known value is kept.
         database_url: overrides ``CLINIC_DATABASE_URL`` (tests).
 
     Returns:
@@ -66,7 +70,8 @@ def escalate(
     for attempt in (1, 2):
         try:
             with session_scope(database_url) as session:
-                return _escalate(session, conversation_id, channel, reason, message_id, text, guard_reason)
+                return _escalate(session, conversation_id, channel, reason, message_id, text, guard_reason,
+                                 _known_language(language))
         except IntegrityError:
             # Two messages of one conversation escalated at once: the other transaction
             # opened the escalation first; attach to it on the second attempt.
@@ -83,15 +88,18 @@ def _escalate(
     message_id: str | None,
     text: str | None,
     guard_reason: dict[str, Any] | None,
+    language: str | None,
 ) -> EscalationResult:
     urgency = "urgent" if reason in URGENT_REASONS else "normal"
     escalation = _open_escalation(session, conversation_id)
     created = upgraded = False
     if escalation is None:
         escalation = _new_escalation(session, conversation_id, channel, reason, urgency, message_id, text,
-                                     guard_reason)
+                                     guard_reason, language)
         created = True
     else:
+        if language is not None:  # the patient may have switched language since it opened
+            escalation.language = language
         upgraded = _update_escalation(session, escalation, reason, urgency)
     if message_id is not None and not _has_message(session, escalation.id, message_id):
         session.add(
@@ -124,12 +132,14 @@ def _new_escalation(
     message_id: str | None,
     text: str | None,
     guard_reason: dict[str, Any] | None,
+    language: str | None,
 ) -> Escalation:
     """Opens an escalation for the conversation and queues the "opened" staff notification."""
     escalation = Escalation(
         conversation_id=conversation_id,
         channel=channel,
         reason=reason,
+        language=language,
         urgency=urgency,
         status="open",
         trigger_message_id=message_id,
@@ -157,6 +167,11 @@ def _update_escalation(session: Session, escalation: Escalation, reason: str, ur
         escalation.reason = reason
     escalation.updated_at = utcnow()
     return upgraded
+
+
+def _known_language(language: str | None) -> str | None:
+    """The language if it is one the assistant speaks; anything else is not worth showing staff."""
+    return language if language in LANGUAGES else None
 
 
 def _open_escalation(session: Session, conversation_id: str) -> Escalation | None:
@@ -202,6 +217,7 @@ def attach_message(
     channel: str,
     message_id: str | None,
     text: str | None,
+    language: str | None = None,
     database_url: str | None = None,
 ) -> int:
     """Attaches a message written while staff hold the conversation to its open escalation.
@@ -210,12 +226,18 @@ def attach_message(
     handing the conversation back), a new one is opened: the patient believes a person is
     reading, so a person must.
 
+    Args:
+        language: the conversation's language now (``en`` or ``es``); kept on the escalation.
+
     Returns:
         The escalation's id.
     """
+    language = _known_language(language)
     with session_scope(database_url) as session:
         escalation = _open_escalation(session, conversation_id)
         if escalation is not None:
+            if language is not None:
+                escalation.language = language
             if message_id is None or not _has_message(session, escalation.id, message_id):
                 session.add(
                     EscalationMessage(
@@ -234,6 +256,7 @@ def attach_message(
         reason="asked_for_staff",
         message_id=message_id,
         text=text,
+        language=language,
         database_url=database_url,
     )
     return result.escalation_id

@@ -111,6 +111,7 @@ class EscalationSummary:
     urgency: str
     status: str
     guard_rule: str | None
+    language: str | None  # the conversation's language (en | es); None on rows from before it was kept
     created_at: datetime
     updated_at: datetime | None
     resolved_at: datetime | None
@@ -260,6 +261,7 @@ def _summary(escalation: Escalation, last_reply_at: datetime | None) -> Escalati
         urgency=escalation.urgency,
         status=escalation.status,
         guard_rule=_guard_rule(escalation.guard_reason),
+        language=escalation.language,
         created_at=as_utc(escalation.created_at),
         updated_at=as_utc(escalation.updated_at),
         resolved_at=as_utc(escalation.resolved_at),

@@ -172,7 +172,9 @@ def _insert_once(session: Session, escalation_id: int, notifier: str, event: str
 # ------------------------------------------------------------------ alerts and errors
 
 
-def build_alert(escalation_id: int, event: str, urgent: bool, reason: str, channel: str) -> StaffAlert:
+def build_alert(
+    escalation_id: int, event: str, urgent: bool, reason: str, channel: str, language: str | None = None
+) -> StaffAlert:
     """The alert for an escalation, linking to its page in the staff console."""
     return StaffAlert(
         escalation_id=escalation_id,
@@ -181,6 +183,7 @@ def build_alert(escalation_id: int, event: str, urgent: bool, reason: str, chann
         reason=reason,
         channel=channel,
         console_link=f"{console_url()}/escalations/{escalation_id}",
+        language=language,
     )
 
 
@@ -223,6 +226,7 @@ class _Job:
     attempts: int
     reason: str
     channel: str
+    language: str | None
 
 
 def dispatch_due(
@@ -299,7 +303,7 @@ def _claim_next(database_url: str | None, now: datetime) -> _Job | None:
     for _ in range(5):  # another dispatcher may win a row: try the next one
         with session_scope(database_url) as session:
             query = (
-                select(Notification, Escalation.reason, Escalation.channel)
+                select(Notification, Escalation.reason, Escalation.channel, Escalation.language)
                 .join(Escalation, Escalation.id == Notification.escalation_id)
                 .where(Notification.status == "pending", Notification.next_attempt_at <= now)
                 .order_by(Notification.urgent.desc(), Notification.next_attempt_at, Notification.id)
@@ -310,7 +314,7 @@ def _claim_next(database_url: str | None, now: datetime) -> _Job | None:
             row = session.execute(query).first()
             if row is None:
                 return None
-            notification, reason, channel = row
+            notification, reason, channel, language = row
             claimed = session.execute(
                 update(Notification)
                 .where(
@@ -324,14 +328,14 @@ def _claim_next(database_url: str | None, now: datetime) -> _Job | None:
             if claimed == 1:
                 return _Job(
                     notification.id, notification.escalation_id, notification.notifier, notification.event,
-                    notification.urgent, notification.attempts, reason, channel,
+                    notification.urgent, notification.attempts, reason, channel, language,
                 )
     return None
 
 
 def _deliver(job: _Job, notifier: Notifier | None, database_url: str | None, clock: Callable[[], datetime]) -> int:
     """Sends a claimed notification and records the outcome; returns 1 when sent."""
-    alert = build_alert(job.escalation_id, job.event, job.urgent, job.reason, job.channel)
+    alert = build_alert(job.escalation_id, job.event, job.urgent, job.reason, job.channel, job.language)
     try:
         if notifier is None:
             raise ConfigError(f"notifier {job.notifier!r} is not configured (STAFF_NOTIFIERS)")

@@ -26,21 +26,30 @@ from sqlalchemy import MetaData, Table, select
 from clinic.clock import utcnow
 from clinic.db import Escalation, get_engine, session_scope
 from clinic.rasa_api import HANDOFF_SLOT, Delivery, hold_for_staff
+from clinic.reading.language import ENGLISH
 from clinic.settings import tracker_store_url
 from clinic.staff.escalation import escalate, is_recorded
 
 logger = logging.getLogger(__name__)
 ESCALATING_ACTIONS = ("action_crisis_protocol", "action_escalate_to_staff")
+LANGUAGE_SLOT = "language"
+_INITIAL_LANGUAGE = ENGLISH  # the slot's initial value in domain.yml: no event sets it
+_SLOT_RESETS = ("restart", "session_started")  # Rasa resets slots; carried-over ones are set again after
 
 
 def _missed_turns(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The escalating turns of one conversation that set no ``escalation_id``."""
-    missed, user, crisis_kind = [], None, None
+    """The escalating turns of one conversation that set no ``escalation_id``, each with the
+    conversation's language at that turn."""
+    missed, user, crisis_kind, language = [], None, None, _INITIAL_LANGUAGE
     pending: dict[str, Any] | None = None
     for event in events:
         kind = event.get("event")
+        if kind in _SLOT_RESETS:
+            language = _INITIAL_LANGUAGE
         if kind == "slot" and event.get("name") == "crisis_kind":
             crisis_kind = event.get("value")
+        if kind == "slot" and event.get("name") == LANGUAGE_SLOT:
+            language = event.get("value") or _INITIAL_LANGUAGE
         if kind == "slot" and event.get("name") == "escalation_id" and event.get("value") is not None:
             pending = None
         if kind in ("user", "action") and pending is not None:
@@ -49,7 +58,7 @@ def _missed_turns(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if kind == "user":
             user = event
         elif kind == "action" and event.get("name") in ESCALATING_ACTIONS and user is not None:
-            pending = {"action": event["name"], "user": user, "crisis_kind": crisis_kind}
+            pending = {"action": event["name"], "user": user, "crisis_kind": crisis_kind, "language": language}
     if pending is not None:
         missed.append(pending)
     return missed
@@ -147,6 +156,7 @@ def _record(sender: str, turn: dict[str, Any], database_url: str | None) -> bool
         message_id=message_id,
         text=user.get("text"),
         guard_reason=(user.get("parse_data") or {}).get("guard"),
+        language=turn["language"],
         database_url=database_url,
     )
     return True

@@ -58,6 +58,27 @@ def test_a_held_conversation_without_an_open_escalation_gets_a_new_one(clinic_db
     assert events == [SlotSet("escalation_id", escalation.id)]
 
 
+def test_a_patient_who_switches_to_spanish_while_held_shows_as_spanish(clinic_db, domain) -> None:
+    escalate(conversation_id="conv-1", channel="twilio", reason="asked_for_staff", message_id="m0",
+             text="agent please", language="en", database_url=clinic_db)
+    tracker = make_tracker("hola, hablan español?", "greet", message_id="m1",
+                           slots={"handoff": True, "language": "es"})
+
+    run(ActionHandoffHold(), CollectingDispatcher(), tracker, domain)
+
+    [escalation] = stored_escalations(database_url=clinic_db)
+    assert escalation.language == "es"
+
+
+def test_a_new_escalation_for_a_held_spanish_conversation_is_spanish(clinic_db, domain) -> None:
+    tracker = make_tracker("hola? hay alguien?", "greet", slots={"handoff": True, "language": "es"})
+
+    run(ActionHandoffHold(), CollectingDispatcher(), tracker, domain)
+
+    [escalation] = stored_escalations(database_url=clinic_db)
+    assert escalation.language == "es"
+
+
 def test_hold_is_quiet_even_when_the_database_fails(broken_db, dispatcher, domain) -> None:
     tracker = make_tracker("hello?", "greet", slots={"handoff": True})
 

@@ -65,6 +65,16 @@ def test_the_crisis_protocol_records_an_urgent_escalation(clinic_db, use_profile
     assert escalation.guard_reason == GUARD
 
 
+def test_a_crisis_in_a_spanish_conversation_is_recorded_as_spanish(clinic_db, use_profile, dispatcher,
+                                                                   domain) -> None:
+    tracker = make_tracker("ya no quiero vivir", "crisis", slots={"crisis_kind": "self_harm", "language": "es"})
+
+    run(ActionCrisisProtocol(), dispatcher, tracker, domain)
+
+    [escalation] = stored_escalations(database_url=clinic_db)
+    assert escalation.language == "es"  # staff see who can take it
+
+
 def test_an_emergency_is_recorded_as_such(clinic_db, use_profile, dispatcher, domain) -> None:
     tracker = make_tracker("my dad is having a seizure", "crisis", slots={"crisis_kind": "emergency"})
 
@@ -159,6 +169,28 @@ def test_escalation_while_closed_says_when_staff_will_answer(clinic_db, use_prof
     assert dispatcher.messages[0]["after_hours"] == (
         " We're closed right now, so that will be as soon as the clinic reopens."
     )
+
+
+@pytest.mark.parametrize("language", ["es", "en"])
+def test_escalation_to_staff_keeps_the_conversations_language(clinic_db, use_profile, domain, language) -> None:
+    tracker = make_tracker("tomo litio, puedo hacerlo?", "medical_question", slots={"language": language})
+
+    run(ActionEscalateToStaff(), CollectingDispatcher(), tracker, domain)
+
+    [escalation] = stored_escalations(database_url=clinic_db)
+    assert escalation.language == language
+
+
+def test_an_escalation_raised_after_switching_to_spanish_becomes_spanish(clinic_db, use_profile, domain) -> None:
+    run(ActionEscalateToStaff(), CollectingDispatcher(),
+        make_tracker("agent please", "request_human", slots={"language": "en"}), domain)
+
+    run(ActionCrisisProtocol(), CollectingDispatcher(),
+        make_tracker("me quiero matar", "crisis", message_id="msg-2",
+                     slots={"crisis_kind": "self_harm", "language": "es"}), domain)
+
+    [escalation] = stored_escalations(database_url=clinic_db)
+    assert (escalation.urgency, escalation.language) == ("urgent", "es")
 
 
 def test_a_later_message_attaches_to_the_same_escalation(clinic_db, use_profile, domain) -> None:

@@ -21,6 +21,7 @@ CHANNEL_LABELS = {
     "twilio": "SMS",
     "unknown": "Unknown channel",
 }
+LANGUAGE_LABELS = {"en": "English", "es": "Spanish"}
 SENDER_LABELS = {"patient": "Patient", "bot": "Assistant", "staff": "Staff"}
 REPLY_STATUS_LABELS = {"sending": "Sending…", "delivered": "Delivered", "failed": "Not delivered"}
 
@@ -31,6 +32,11 @@ def reason_label(reason: str) -> str:
 
 def channel_label(channel: str) -> str:
     return CHANNEL_LABELS.get(channel, channel)
+
+
+def language_label(language: str | None) -> str | None:
+    """The conversation's language in words (``Spanish``); None when unknown."""
+    return LANGUAGE_LABELS.get(language or "")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -83,6 +89,8 @@ def summary(item: EscalationSummary, now: datetime) -> dict[str, Any]:
         "urgency": item.urgency,
         "status": item.status,
         "guard_rule": item.guard_rule,
+        "language": item.language,
+        "language_label": language_label(item.language),
         "created_at": iso(item.created_at),
         "updated_at": iso(item.updated_at),
         "resolved_at": iso(item.resolved_at),

@@ -321,6 +321,7 @@ async def inbox_page(request: Request) -> Response:
         "now": utcnow(),
         "nav": "inbox",
         "new_patient_message": serialize.new_patient_message,
+        "language_label": serialize.language_label,
     }
     return _render(request, "inbox.html", context)
 
@@ -347,6 +348,7 @@ async def _found_page(request: Request, text: str) -> Response:
         "now": utcnow(),
         "nav": "inbox",
         "new_patient_message": serialize.new_patient_message,
+        "language_label": serialize.language_label,
     }
     return _render(request, "inbox.html", context, 400 if error else 200)
 
@@ -396,6 +398,7 @@ async def _conversation(
         "resolve_error": None,
         "text_limit": inbox.TEXT_LIMIT,
         "sender_labels": serialize.SENDER_LABELS,
+        "language_label": serialize.language_label,
         "reply_labels": serialize.REPLY_STATUS_LABELS,
         "nav": "inbox",
     }

@@ -3,7 +3,8 @@
 Each notifier sends a :class:`StaffAlert` one way (Slack-compatible webhook, email over SMTP,
 SMS through Twilio) and raises :class:`NotifierError` when it could not. An alert carries no
 patient information at all: only the escalation number, its urgency, the reason category, the
-channel and a link to the staff console, where staff sign in to read the conversation.
+channel, the conversation's language and a link to the staff console, where staff sign in to
+read the conversation.
 
 Which notifiers run, and their settings, comes from the environment (see
 :func:`clinic.staff.notifications.load_notifiers`); the outbox and retries live in
@@ -28,6 +29,7 @@ REASON_LABELS = {
     "safety_checkin": "safety check-in",
 }
 CHANNEL_LABELS = {"rest": "web chat", "socketio": "web chat", "twilio": "SMS"}
+LANGUAGE_LABELS = {"en": "English", "es": "Spanish"}
 _SAFE_LABEL = re.compile(r"[^a-z0-9_-]")
 
 
@@ -51,6 +53,8 @@ class StaffAlert:
         reason: the escalation's reason code (``crisis``, ``medical_question``...).
         channel: the patient's Rasa channel (``rest``, ``socketio``, ``twilio``...).
         console_link: the escalation's page in the staff console.
+        language: the conversation's language (``en``, ``es``), so the on-call person knows
+            who can take it; None when unknown (escalations recorded before it was kept).
     """
 
     escalation_id: int
@@ -59,6 +63,7 @@ class StaffAlert:
     reason: str
     channel: str
     console_link: str
+    language: str | None = None
 
     @property
     def reason_label(self) -> str:
@@ -70,6 +75,11 @@ class StaffAlert:
         """The patient's channel in words (``web chat``, ``SMS``)."""
         known = CHANNEL_LABELS.get(self.channel)
         return known or (_SAFE_LABEL.sub("", self.channel.lower())[:32] or "unknown channel")
+
+    @property
+    def language_label(self) -> str | None:
+        """The conversation's language in words (``Spanish``), or None when unknown."""
+        return LANGUAGE_LABELS.get(self.language or "")
 
     @property
     def subject(self) -> str:
@@ -88,7 +98,8 @@ class StaffAlert:
             head = f"URGENT: {what} needs a staff member now"
         else:
             head = f"New {what} waiting"
-        return f"{head} - open the staff console: {self.console_link}"
+        language = f" - Language: {self.language_label}" if self.language_label else ""
+        return f"{head}{language} - open the staff console: {self.console_link}"
 
 
 @runtime_checkable

@@ -112,6 +112,22 @@ def test_conversations_are_kept_apart(database_url: str) -> None:
     assert a.created and b.created
 
 
+def test_the_conversations_language_is_kept_and_follows_a_switch(database_url: str) -> None:
+    _escalate(database_url, "conv-1", "asked_for_staff", "m1", language="en")
+    _escalate(database_url, "conv-1", "medical_question", "m2", language="es")
+    _escalate(database_url, "conv-1", "medical_question", "m3")  # language unknown: the last known stays
+
+    [escalation] = stored_escalations(database_url=database_url)
+    assert escalation.language == "es"
+
+
+def test_a_language_the_assistant_does_not_speak_is_not_stored(database_url: str) -> None:
+    _escalate(database_url, "conv-1", "asked_for_staff", "m1", language="<b>fr</b>")
+
+    [escalation] = stored_escalations(database_url=database_url)
+    assert escalation.language is None
+
+
 def test_an_unknown_reason_is_refused(database_url: str) -> None:
     with pytest.raises(ValueError, match="unknown escalation reason"):
         _escalate(database_url, "conv-1", "bored", "m1")

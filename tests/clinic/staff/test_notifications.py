@@ -239,6 +239,37 @@ def test_every_notifier_is_sent_without_patient_details(
     assert f"sent: escalation {result.escalation_id}, opened via sms" in logged
 
 
+def test_every_notifier_says_the_conversations_language_without_its_text(
+    database_url: str, every_notifier: tuple[HttpReceiver, SmtpServer, TwilioStub]
+) -> None:
+    receiver, smtp, twilio = every_notifier
+    spanish_text = "Soy Jane Doe, me tomé todas las pastillas, llámame al +1 (555) 867-5309"
+    result = escalate(conversation_id=PATIENT_PHONE, channel="twilio", reason="crisis", message_id="m1",
+                      text=spanish_text, language="es", database_url=database_url)
+
+    assert dispatch_due(database_url, now=_soon()) == 3
+
+    expected = (f"URGENT: escalation #{result.escalation_id} (crisis, SMS) needs a staff member now - "
+                f"Language: Spanish - open the staff console: {CONSOLE}/escalations/{result.escalation_id}")
+    [webhook_text] = [r.json()["text"] for r in receiver.requests]
+    [sms] = [m["Body"] for m in twilio.messages()]
+    [email] = [d.message for d in smtp.delivered]
+    assert webhook_text == sms == expected
+    assert expected in email.get_content()
+    everything_sent = " ".join([
+        *(r.body.decode() for r in receiver.requests), *(d.raw.decode() for d in smtp.delivered),
+        *(json.dumps(r.form()) for r in twilio.requests),
+    ])
+    for detail in (*PATIENT_DETAILS, "pastillas", "llámame", "tomé"):
+        assert detail not in everything_sent
+
+
+def test_an_escalation_recorded_before_languages_were_kept_says_none() -> None:
+    alert = build_alert(13, "opened", False, "medical_question", "rest", None)
+
+    assert "Language" not in alert.text and "Language" not in alert.subject
+
+
 def test_urgent_notifications_are_sent_first(database_url: str, webhook: HttpReceiver) -> None:
     older_normal = _escalate(database_url, "medical_question", conversation="conv-1", channel="rest")
     newer_urgent = _escalate(database_url, "emergency", conversation="conv-2", channel="socketio")

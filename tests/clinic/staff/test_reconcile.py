@@ -139,6 +139,26 @@ def test_a_missed_crisis_is_recorded_once(store, tracker_url: str, database_url:
     assert escalation.guard_reason == {"rule": "self_harm", "category": "crisis"}
 
 
+@pytest.mark.parametrize(
+    ("before", "language"),
+    [([], "en"),  # the slot's initial value: no event sets it
+     ([slot("language", "es", 1.0)], "es"),
+     ([slot("language", "es", 1.0), {"event": "restart", "timestamp": 2.0}], "en")],
+)
+def test_a_missed_escalation_has_the_conversations_language_at_that_turn(
+    store, tracker_url: str, database_url: str, before: list[dict[str, Any]], language: str
+) -> None:
+    now = time.time()
+    later_switch = slot("language", "en" if language == "es" else "es", now)  # after the turn: not its language
+    store("conv-1", [*[{**e, "timestamp": now - 100 + e["timestamp"]} for e in before],
+                     *crisis_turn("m1", now - 50, recorded=False), later_switch])
+
+    reconcile(tracker_url, database_url)
+
+    [escalation] = stored_escalations(database_url=database_url)
+    assert escalation.language == language
+
+
 def test_a_recorded_crisis_is_left_alone(store, tracker_url: str, database_url: str) -> None:
     store("conv-1", crisis_turn("m1", time.time() - 50, recorded=True))
 

@@ -136,6 +136,10 @@
     channel.dataset.label = "Channel";
     row.appendChild(channel);
 
+    var language = el("td", null, item.language_label || "");
+    language.dataset.label = "Language";
+    row.appendChild(language);
+
     var waiting = el("td");
     waiting.dataset.label = resolved ? "Was open" : "Waiting";
     var since = el("time", null, item.waiting);
@@ -207,7 +211,7 @@
 
   // ---------------------------------------------------------------- conversation
 
-  function transcriptItem(entry) {
+  function transcriptItem(entry, language) {
     var item = el("li", "msg msg-" + entry.sender + " is-new");
     item.dataset.id = String(entry.id);
     var meta = el("div", "msg-meta");
@@ -215,7 +219,9 @@
     meta.appendChild(document.createTextNode(" "));
     meta.appendChild(timeEl(entry.at));
     item.appendChild(meta);
-    item.appendChild(el("p", "msg-text", entry.text));
+    var text = el("p", "msg-text", entry.text);
+    if (language && entry.sender !== "staff") text.lang = language;  // as the page renders them
+    item.appendChild(text);
     return item;
   }
 
@@ -273,7 +279,7 @@
       return getJSON(baseUrl + "?after=" + lastId).then(function (data) {
         data.transcript.forEach(function (entry) {
           if (entry.id <= lastId) return;
-          transcript.appendChild(transcriptItem(entry));
+          transcript.appendChild(transcriptItem(entry, transcript.dataset.language));
           lastId = entry.id;
         });
         if (emptyTranscript && transcript.children.length) emptyTranscript.hidden = true;

@@ -92,13 +92,14 @@ def admin_user(make_user: Callable[..., StaffMember]) -> StaffMember:
 
 @pytest.fixture
 def open_escalation(db: str) -> Callable[..., int]:
-    """Opens an escalation: ``open_escalation("conv-1", "crisis", text=..., rule=...)`` -> its id."""
+    """Opens an escalation: ``open_escalation("conv-1", "crisis", text=..., rule=..., language="es")`` -> its id."""
 
     def open_(conversation: str, reason: str = "medical_question", *, text: str = "a question",
-              rule: str | None = "named_medicine", channel: str = "rest", message_id: str = "m1") -> int:
+              rule: str | None = "named_medicine", channel: str = "rest", message_id: str = "m1",
+              language: str | None = None) -> int:
         guard = {"category": reason, "rule": rule} if rule else None
         return escalate(conversation_id=conversation, channel=channel, reason=reason, message_id=message_id,
-                        text=text, guard_reason=guard, database_url=db).escalation_id
+                        text=text, guard_reason=guard, language=language, database_url=db).escalation_id
 
     return open_
 

@@ -113,6 +113,19 @@ def test_the_detail_has_transcript_notes_and_replies_and_is_audited(
     assert [(e.action, e.detail) for e in audit.list_events(db, action="view")] == [("view", "via api")]
 
 
+def test_escalations_carry_the_conversations_language(
+    api: TestClient, open_escalation: Callable[..., int], fake: FakeRasa
+) -> None:
+    spanish = open_escalation("conv-es", language="es")
+    older = open_escalation("conv-old")
+
+    listed = {e["id"]: e for e in api.get("/api/escalations").json()["escalations"]}
+    detail = api.get(f"/api/escalations/{spanish}").json()["escalation"]
+
+    assert (detail["language"], detail["language_label"]) == ("es", "Spanish")
+    assert (listed[spanish]["language"], listed[older]["language"]) == ("es", None)
+
+
 def test_the_detail_says_whether_an_sms_patient_opted_out(
     api: TestClient, open_escalation: Callable[..., int], fake: FakeRasa, db: str
 ) -> None:

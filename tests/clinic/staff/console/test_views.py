@@ -21,6 +21,12 @@ def _row_ids(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<tr class="row[^"]*" data-id="(\d+)"', html)]
 
 
+def _language_cells(html: str) -> dict[int, str]:
+    """Each inbox row's Language cell, by escalation id."""
+    return {int(i): cell.strip() for i, cell in re.findall(
+        r'<tr class="row[^"]*" data-id="(\d+)">.*?<td data-label="Language">(.*?)</td>', html, re.DOTALL)}
+
+
 def _banner(html: str) -> str:
     match = re.search(r'<div class="banner banner-(\w+)" role="(?:status|alert)">\s*([^<]*)', html)
     return f"{match.group(1)}: {match.group(2).strip()}" if match else ""
@@ -77,6 +83,22 @@ def test_the_filters(staff_browser: Browser, open_escalation: Callable[..., int]
     assert "Sam Staff (you)" in staff_browser.get("/?show=mine").text
 
 
+def test_the_inbox_shows_each_conversations_language(
+    staff_browser: Browser, open_escalation: Callable[..., int]
+) -> None:
+    spanish = open_escalation("conv-es", language="es")
+    english = open_escalation("conv-en", language="en")
+    older = open_escalation("conv-old")  # recorded before languages were kept
+
+    page = staff_browser.get("/")
+    rows = {row["id"]: row for row in staff_browser.get("/inbox.json").json()["rows"]}
+
+    assert '<th scope="col">Language</th>' in page.text
+    assert _language_cells(page.text) == {spanish: "Spanish", english: "English", older: ""}
+    assert [(rows[i]["language"], rows[i]["language_label"]) for i in (spanish, english, older)] == [
+        ("es", "Spanish"), ("en", "English"), (None, None)]
+
+
 def test_failing_notifications_show_as_a_banner(staff_browser: Browser, fake: FakeRasa) -> None:
     assert 'id="notification-banner" class="banner banner-warning" role="alert" hidden' in staff_browser.get("/").text
     fake.failing.append(NotificationStatus(7, "sms", "urgent", "failed", 4, "Twilio: 401 Unauthorized",
@@ -114,6 +136,34 @@ def test_the_conversation_page_shows_the_transcript_and_is_audited(
     assert [(e.action, e.username, e.escalation_id) for e in audit.list_events(db, action="view")] == [
         ("view", "sam", escalation_id)
     ]
+
+
+def test_a_spanish_conversation_page_says_so_and_marks_its_lines_for_screen_readers(
+    staff_browser: Browser, open_escalation: Callable[..., int], fake: FakeRasa
+) -> None:
+    escalation_id = open_escalation("conv-1", text="tomo litio, ¿puedo hacerlo?", language="es")
+    fake.say("conv-1", "patient", "tomo litio, ¿puedo hacerlo?")
+    fake.say("conv-1", "bot", "Una persona del equipo clínico te responderá aquí.")
+    fake.say("conv-1", "staff", "Hi, this is Dana.", staff_name="Dana")
+
+    page = staff_browser.get(f"/escalations/{escalation_id}").text
+
+    assert '<dt>Language</dt><dd id="fact-language">Spanish</dd>' in page  # the label is English: no lang
+    assert '<p class="msg-text" lang="es">tomo litio, ¿puedo hacerlo?</p>' in page
+    assert '<p class="msg-text" lang="es">Una persona del equipo clínico te responderá aquí.</p>' in page
+    assert '<p class="msg-text">Hi, this is Dana.</p>' in page  # staff may write either language
+    assert 'data-language="es"' in page  # lines polled later get it too (console.js)
+
+
+def test_a_conversation_without_a_known_language_shows_none(
+    staff_browser: Browser, open_escalation: Callable[..., int], fake: FakeRasa
+) -> None:
+    escalation_id = open_escalation("conv-1")
+    fake.say("conv-1", "patient", "hello?")
+
+    page = staff_browser.get(f"/escalations/{escalation_id}").text
+
+    assert "<dt>Language</dt>" not in page and ' lang="' not in page.split("<body", 1)[1]
 
 
 def test_new_messages_are_polled_after_the_last_id(
