@@ -70,6 +70,7 @@ _MEDICAL_LABELS = (
     "MEDICINE", "MEDICINE_WORD", "CONTRAINDICATION", "CONDITION", "PREGNANCY", "SYMPTOM",
     "AFTER_TREATMENT", "TEST", "DOSE_WORD", "VERDICT",
 )
+_PREGNANCY_WORD = re.compile(r"pregnan|breast|nursing|conceiv|ivf|embaraz|lactan|amamant|dando pecho")
 _POSSESSIVES = frozenset({"my", "his", "her", "their", "our", "mine", "mi", "mis", "su", "sus"})
 _TAKING_WORDS = frozenset(
     {"on", "take", "taking", "prescribe", "use", "stop", "quit", "switch", "wean", "taper", "try", "smoke", "drink",
@@ -175,9 +176,7 @@ class LexiconGuard:
         medicines = _load_yaml(self._dir, "medicines.yml")
         generic = medicines.pop("generic_words", [])
         conditions = _load_yaml(self._dir, "conditions.yml")
-        pregnancy_words = [
-            c for c in conditions.get("other", []) if re.search(r"pregnan|breast|nursing|conceiv|ivf|embaraz|lactan|amamant|dando pecho", c)
-        ]
+        pregnancy_words = [c for c in conditions.get("other", []) if _PREGNANCY_WORD.search(c)]
         other_conditions = [
             c
             for key in ("mental_health", "pain", "other")

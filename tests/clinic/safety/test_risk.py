@@ -53,7 +53,14 @@ def test_the_riskiest_piece_decides(model: RiskModel) -> None:
         ("thanks. how much is it?", ["thanks. how much is it?", "thanks.", "how much is it?"]),
         (
             "hi. can i book. for friday",
-            ["hi. can i book. for friday", "hi.", "can i book.", "for friday", "hi. can i book.", "can i book. for friday"],
+            [
+                "hi. can i book. for friday",
+                "hi.",
+                "can i book.",
+                "for friday",
+                "hi. can i book.",
+                "can i book. for friday",
+            ],
         ),
     ],
 )
