@@ -32,6 +32,9 @@ _SPANISH_WORDS = frozenset(
     tratan atienden aceptan cubre cubren abren cierran quedan queda estan sale cobran necesita necesitan
     debo infusiones sesion sesiones dosis cita citas horario menores edad parqueo ahorita tambien
     cuantas cuantos cuanto donde quien quienes esta estas este estos eres hablas tienen
+    de en un se te lo le nos les su sus
+    enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre
+    lun mar mie jue vie sab dom
     """.split()
 )
 _ENGLISH_WORDS = frozenset(
@@ -91,7 +94,7 @@ def detect_language(text: str) -> str | None:
         return SPANISH
     if english >= ENOUGH and english > spanish:
         return ENGLISH
-    if spanish == 0 and len(words) >= PLAIN_ENGLISH_WORDS:  # "everything feels pointless lately"
+    if spanish == 0 and sum(len(w) > 1 for w in words) >= PLAIN_ENGLISH_WORDS:  # "everything feels pointless lately"
         return ENGLISH
     # A short question with a Spanish word and not one English one ("donde quedan?", "hay parqueo?")
     if spanish and not english:

@@ -80,7 +80,7 @@ class Run:
 
 def _children(launcher_pid: int) -> dict[str, int]:
     """The launcher's servers by name, from the process table."""
-    listing = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(launcher_pid)], capture_output=True,
+    listing = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(launcher_pid)], capture_output=True,
                              text=True, check=False).stdout
     found: dict[str, int] = {}
     for line in listing.splitlines():
