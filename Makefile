@@ -27,7 +27,7 @@ MODEL_INPUTS := config.yml domain.yml $(sort $(wildcard data/*.yml data/nlu/*.ym
 MODEL_HASH   := $(shell cat $(MODEL_INPUTS) | sha256sum | cut -c1-16)
 MODEL        := models/clinic-$(MODEL_HASH).tar.gz
 
-.PHONY: run run-prod test lint train eval validate pytest stories escalations reconcile answers db deps web-deps chromium clean help bench purge
+.PHONY: run run-prod nginx test lint train eval validate pytest stories escalations reconcile answers db deps web-deps chromium clean help bench purge
 
 help:
 	@echo "make run          start the assistant (Rasa, action server, staff console, chat widget) on SQLite"
@@ -72,18 +72,27 @@ $(MODEL): $(DEPS) $(MODEL_INPUTS)
 run: $(MODEL) db $(WEB_DEPS)
 	$(PY) -m clinic.launcher --model $(MODEL)
 
-# Production layout on this machine (README "Production"): a sticky round-robin proxy on RASA_PORT,
-# two Rasa instances on RASA_PORT+1 and +2 (127.0.0.1), one action server, the staff console and
-# the web server, on PostgreSQL and Redis. Unset CLINIC_DATABASE_URL / TRACKER_STORE_URL / REDIS_URL
-# default to the local servers below (create the database once: createdb -h 127.0.0.1 -U postgres
-# clinic). The launcher checks them all (and migrates the clinic database) before starting.
+# Production layout on this machine (docs/production.md): nginx on RASA_PORT, STAFF_PORT and
+# WEB_PORT in front of two Rasa instances (RASA_PORT+1 and +2), the staff console (STAFF_PORT+1)
+# and the web server (WEB_PORT+1), all on 127.0.0.1, with one action server, on PostgreSQL and
+# Redis. nginx runs as you (its files under var/nginx/). Unset CLINIC_DATABASE_URL /
+# TRACKER_STORE_URL / REDIS_URL default to the local servers below (create the database once:
+# createdb -h 127.0.0.1 -U postgres clinic). The launcher checks them all (and migrates the clinic
+# database) before starting.
 PROD_DATABASE_URL := postgresql://postgres@127.0.0.1:5432/clinic
 PROD_REDIS_URL    := redis://127.0.0.1:6379/0
-run-prod: $(MODEL) $(WEB_DEPS)
+run-prod: $(MODEL) $(WEB_DEPS) nginx
 	CLINIC_DATABASE_URL="$${CLINIC_DATABASE_URL:-$(PROD_DATABASE_URL)}" \
 	TRACKER_STORE_URL="$${TRACKER_STORE_URL:-$(PROD_DATABASE_URL)}" \
 	REDIS_URL="$${REDIS_URL:-$(PROD_REDIS_URL)}" \
-	$(PY) -m clinic.launcher --model $(MODEL) --rasa-instances "$${RASA_INSTANCES:-2}" --proxy
+	$(PY) -m clinic.launcher --model $(MODEL) --rasa-instances "$${RASA_INSTANCES:-2}" --nginx
+
+# Debian's nginx package, installed with apt (through sudo) when no nginx is found. The package's
+# own service (port 80, /etc/nginx) is not used here: `systemctl disable --now nginx` if unwanted.
+nginx:
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin:/sbin" command -v nginx >/dev/null || \
+		$(SUDO) apt-get install -y --no-install-recommends nginx || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends nginx)
 
 # Settings in pyproject.toml. Runs first in `make test`: it takes seconds, the rest takes minutes.
 lint: $(DEPS)
@@ -93,7 +102,7 @@ lint: $(DEPS)
 validate: $(DEPS)
 	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 
-pytest: $(MODEL) db $(WEB_DEPS) $(CHROMIUM)
+pytest: $(MODEL) db $(WEB_DEPS) $(CHROMIUM) nginx
 	CLINIC_MODEL=$(MODEL) $(PY) -m pytest
 
 stories: $(MODEL)

@@ -12,13 +12,23 @@ may delete the lock while the other is queueing on it (a ``LockError``, the mess
 :class:`AtomicRedisLockStore` makes each read-change-write one optimistic transaction
 (``WATCH``/``MULTI``, retried on conflict) and lets a lock key expire when all its tickets have,
 so nothing outlives a crashed instance.
+
+Rasa's tickets last 60 seconds whatever happens to the instance that took them: when an instance
+dies mid-message, the other instances wait up to a minute before they may serve that
+conversation, while the patient's retried message (nginx sends it to a live instance) waits
+behind it. Here a ticket is a short lease (:data:`LEASE_SECONDS`) its holder renews while it
+waits and works: a live instance keeps its turn however long a message takes, a dead one loses it
+within seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from rasa.core.lock import TicketLock
@@ -26,7 +36,10 @@ from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, Lo
 
 from clinic.settings import redis_key_prefix, redis_url
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# A ticket lasts this long (seconds) unless its holder renews it, which it does every third of it.
+LEASE_SECONDS = 10.0
 # A lock key outlives its last ticket by this much (seconds) before Redis drops it.
 EXPIRY_MARGIN = 60
 
@@ -85,6 +98,34 @@ class AtomicRedisLockStore(RedisLockStore):
                     return result
                 except redis.WatchError:  # another instance changed the lock meanwhile: again
                     continue
+
+    @asynccontextmanager
+    async def lock(
+        self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME, wait_time_in_seconds: float = 1
+    ) -> AsyncIterator[TicketLock]:
+        """Rasa's ``lock``, with a ticket leased for :data:`LEASE_SECONDS` and renewed until
+        released (``lock_lifetime`` is not used: a live holder never loses its turn)."""
+        ticket = self.issue_ticket(conversation_id, LEASE_SECONDS)
+        renewing = asyncio.ensure_future(self._renew(conversation_id, ticket))
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+        finally:
+            renewing.cancel()
+            self.cleanup(conversation_id, ticket)
+
+    async def _renew(self, conversation_id: str, ticket: int) -> None:
+        def extend(lock: TicketLock | None) -> tuple[None, TicketLock | None, bool]:
+            for held in lock.tickets if lock is not None else []:
+                if held.number == ticket:
+                    held.expires = time.time() + LEASE_SECONDS
+            return None, lock, False
+
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                self._change(conversation_id, extend)
+            except Exception as exc:  # noqa: BLE001 - the next renewal may succeed; the lease is not yet over
+                logger.warning("could not renew a conversation lock in Redis (%s)", type(exc).__name__)
 
     def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
         def take(lock: TicketLock | None) -> tuple[int, TicketLock, bool]:

@@ -11,12 +11,15 @@ start with an error. Ctrl-C or SIGTERM stops everything.
 
 ``--rasa-instances N`` (``make run-prod``: 2) starts N Rasa servers on ``RASA_PORT``,
 ``RASA_PORT+1``... sharing PostgreSQL (``TRACKER_STORE_URL``, ``CLINIC_DATABASE_URL``) and
-Redis (``REDIS_URL``: conversation locks and socket.io messages); with ``--proxy`` (``make
-run-prod``) a round-robin proxy sticky for socket.io sessions (:mod:`clinic.proxy`) takes
-``RASA_PORT`` and the instances listen on 127.0.0.1, ports ``RASA_PORT+1``... Before anything starts it
-refuses, with a message saying what to change: Redis set but unreachable, Rasa listening beyond
-localhost (``RASA_INTERFACE``) without ``RASA_API_TOKEN``, several instances without Redis or on
-SQLite, and a database it cannot reach.
+Redis (``REDIS_URL``: conversation locks and socket.io messages). With ``--nginx`` (``make
+run-prod``) nginx takes ``RASA_PORT``, ``STAFF_PORT`` and ``WEB_PORT`` (:mod:`clinic.nginx`:
+round-robin over the instances, socket.io sessions kept on one, request limits, an access log
+without query strings) and each server listens on 127.0.0.1 on the port after its own: the
+instances on ``RASA_PORT+1``..., the console on ``STAFF_PORT+1``, the web server on
+``WEB_PORT+1``. Before anything starts it refuses, with a message saying what to change: Redis
+set but unreachable, Rasa listening beyond localhost (``RASA_INTERFACE``) without
+``RASA_API_TOKEN``, several instances without Redis or on SQLite, a database it cannot reach,
+nginx missing, and two servers on one port.
 While running, the reconciler records every 30 s any escalation a failed action call missed,
 the notification dispatcher sends staff alerts from the outbox, and booking requests the
 clinic's webhook missed are sent again.
@@ -38,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clinic import settings
+from clinic import nginx, settings
 from clinic.profile import ProfileError, load_profile
 from clinic.settings import LOOPBACK_INTERFACES, PROJECT_DIR, redact_url
 from clinic.supervision import StatusFile, Supervisor, label
@@ -172,13 +175,28 @@ def rasa_server_command(model: str, port: int, interface: str, token: str | None
     return command
 
 
-def console_command() -> list[str]:
-    return [sys.executable, "-m", "clinic.staff.console"]
+def _listen_args(port: int | None) -> list[str]:
+    """Behind nginx a server listens on 127.0.0.1 on its own port; otherwise where its settings say."""
+    return [] if port is None else ["--port", str(port), "--interface", "127.0.0.1"]
 
 
-def web_command() -> list[str]:
-    """The website chat's server: widget files, demo page, history (:mod:`clinic.channels.widget_server`)."""
-    return [sys.executable, "-m", "clinic.channels.widget_server"]
+def console_command(port: int | None = None) -> list[str]:
+    """The staff console, on ``port`` of 127.0.0.1 (None: ``STAFF_PORT`` on ``CONSOLE_INTERFACE``)."""
+    return [sys.executable, "-m", "clinic.staff.console", *_listen_args(port)]
+
+
+def web_command(port: int | None = None) -> list[str]:
+    """The website chat's server: widget files, demo page, history (:mod:`clinic.channels.widget_server`);
+    on ``port`` of 127.0.0.1 (None: ``WEB_PORT`` on ``WEB_INTERFACE``)."""
+    return [sys.executable, "-m", "clinic.channels.widget_server", *_listen_args(port)]
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    """A whole-number setting from the children's environment (the servers themselves refuse a bad one)."""
+    try:
+        return int((env.get(name) or "").strip() or default)
+    except ValueError:
+        return default
 
 
 def wait_until_up(url: str, timeout: float, processes: Sequence[subprocess.Popen]) -> bool:
@@ -201,9 +219,19 @@ def status_url(port: int, token: str | None) -> str:
     return f"http://127.0.0.1:{port}/status{query}"
 
 
+@dataclass(frozen=True)
+class Front:
+    """The ports nginx listens on in front of the stack: Rasa's and, when the stack serves them, the
+    staff console's and the web server's (users open these; the servers listen on 127.0.0.1)."""
+
+    rasa_port: int
+    staff_port: int | None = None
+    web_port: int | None = None
+
+
 @dataclass
 class Child:
-    """One server of the stack: its name (``actions``, ``rasa``, ``rasa-2``, ``proxy``, ``console``,
+    """One server of the stack: its name (``actions``, ``rasa``, ``rasa-2``, ``nginx``, ``console``,
     ``web``; also its log file's), how it is started, and its current process."""
 
     name: str
@@ -220,35 +248,51 @@ class Stack:
     console and the web server are pointed at the one on ``rasa_port``: any instance serves the
     HTTP API, since conversations and their locks are shared.
 
-    ``proxy_port``: a round-robin reverse proxy (:mod:`clinic.proxy`, sticky for socket.io
-    sessions) on ``interface`` in front of the instances, which then listen on 127.0.0.1 only;
-    the console and the web server use the proxy.
+    ``front``: nginx (:mod:`clinic.nginx`) on ``front``'s ports in front of the instances (on
+    ``interface``), the console and the web server (on ``CONSOLE_INTERFACE``, ``WEB_INTERFACE``),
+    which then all listen on 127.0.0.1 on their own ports (``rasa_port``..., ``staff_port``,
+    ``web_port``); everything, the console's calls to Rasa included, goes through nginx.
     """
 
     def __init__(self, model: str, rasa_port: int, action_port: int, interface: str = "127.0.0.1",
                  env: dict[str, str] | None = None, quiet: bool = False, staff_port: int | None = None,
                  web_port: int | None = None, log_dir: Path | None = None,
-                 extra_rasa_ports: Sequence[int] = (), proxy_port: int | None = None) -> None:
+                 extra_rasa_ports: Sequence[int] = (), front: Front | None = None) -> None:
         self.model, self.rasa_port, self.action_port, self.interface = model, rasa_port, action_port, interface
         self.extra_rasa_ports = list(extra_rasa_ports)
-        self.proxy_port = proxy_port
+        self.front = front
         self.staff_port = staff_port
         self.web_port = web_port
         self.env = {**settings.environment(), **(env or {}),
                     "ACTION_PORT": str(action_port), "PYTHONPATH": str(PROJECT_DIR),
                     # the action server scrubs contact details from its logs (actions/__init__.py)
                     "CLINIC_LOG_HYGIENE": "1"}
-        public_port = proxy_port or rasa_port
+        # The servers learn the ports users open: the console's links, the widget's origins and Rasa's address.
         if staff_port is not None:
-            self.env.update(STAFF_PORT=str(staff_port), RASA_URL=f"http://127.0.0.1:{public_port}")
+            self.env.update(STAFF_PORT=str(self.public_staff_port), RASA_URL=f"http://127.0.0.1:{self.public_rasa_port}")
         if web_port is not None:
-            self.env.update(WEB_PORT=str(web_port), RASA_PORT=str(public_port))
+            self.env.update(WEB_PORT=str(self.public_web_port), RASA_PORT=str(self.public_rasa_port))
         # the launcher records restarts there and the console reads them
         self.status_file = settings.supervisor_status_file(self.env)
         self.env["SUPERVISOR_STATUS_FILE"] = str(self.status_file)
         self.quiet = quiet
         self.log_dir = log_dir  # when set, each server's output goes to <log_dir>/<server>.log
         self.children: list[Child] = []
+
+    @property
+    def public_rasa_port(self) -> int:
+        """Where users reach Rasa: nginx's port, or the first instance's without nginx."""
+        return self.front.rasa_port if self.front is not None else self.rasa_port
+
+    @property
+    def public_staff_port(self) -> int | None:
+        """Where staff open the console (nginx's port for it, or the console's own)."""
+        return (self.front.staff_port if self.front is not None else None) or self.staff_port
+
+    @property
+    def public_web_port(self) -> int | None:
+        """Where browsers open the demo page (nginx's port for it, or the web server's own)."""
+        return (self.front.web_port if self.front is not None else None) or self.web_port
 
     @property
     def processes(self) -> list[subprocess.Popen]:
@@ -285,35 +329,84 @@ class Stack:
         """The start-up checks on this stack's settings; :class:`StartupError` says what to change."""
         check_api_exposure(self.interface, self.env.get("RASA_API_TOKEN"))
         check_scale_out(len(self.rasa_ports), self.env)
+        if self.front is not None:
+            self._check_front(self.front)
         if (self.env.get("REDIS_URL") or "").strip():
             prefix = (self.env.get("REDIS_KEY_PREFIX") or "").strip()
             if prefix and not prefix.isalnum():
                 raise StartupError(f"REDIS_KEY_PREFIX must be letters and digits only, not {prefix!r}")
             check_redis(self.env["REDIS_URL"].strip())
 
+    def _check_front(self, front: Front) -> None:
+        """nginx is installed and no two servers share a port."""
+        try:
+            nginx.require_binary()
+        except nginx.NginxError as exc:
+            raise StartupError(str(exc)) from None
+        ports = [self.action_port, *self.rasa_ports, *(p for p in (self.staff_port, self.web_port) if p is not None)]
+        ports += [p for p in (front.rasa_port, front.staff_port, front.web_port) if p is not None]
+        taken = sorted({p for p in ports if ports.count(p) > 1})
+        if taken:
+            raise StartupError(
+                f"two servers would listen on port(s) {', '.join(map(str, taken))}: behind nginx each server takes "
+                "the port after its own (Rasa RASA_PORT+1..., the console STAFF_PORT+1, the web server WEB_PORT+1); "
+                "choose RASA_PORT, STAFF_PORT, WEB_PORT and ACTION_PORT further apart."
+            )
+
     def start_rasa(self) -> None:
         """Starts every Rasa instance (log files ``rasa.log``, ``rasa-2.log``...)."""
         self.check()
         token = self.env.get("RASA_API_TOKEN")
-        interface = "127.0.0.1" if self.proxy_port is not None else self.interface  # behind the proxy
+        interface = "127.0.0.1" if self.front is not None else self.interface  # behind nginx
         origins = settings.widget_origins(self.env)
         for number, port in enumerate(self.rasa_ports, start=1):
             self._spawn(rasa_server_command(self.model, port, interface, token, origins),
                         "rasa" if number == 1 else f"rasa-{number}")
 
-    def start_proxy(self) -> None:
-        """The reverse proxy on ``proxy_port`` (``proxy.log``)."""
-        if self.proxy_port is None:
+    @property
+    def nginx_dir(self) -> Path:
+        """nginx's configuration, pid file, temporary files and access log (``access.log``)."""
+        return settings.var_dir(self.env) / "nginx"
+
+    def nginx_sites(self) -> list[nginx.Site]:
+        """nginx's listeners, with the request limits of the servers behind them."""
+        from clinic.channels.widget_server import MAX_REQUEST_BODY
+        from clinic.staff.console.middleware import MAX_BODY_BYTES
+
+        front = self.front
+        if front is None:
+            return []
+        env = self.env
+        sites = [nginx.Site("rasa", front.rasa_port, self.interface, tuple(self.rasa_ports),
+                            _env_int(env, "RASA_MAX_REQUEST_BYTES", 1024 * 1024),
+                            _env_int(env, "RASA_REQUEST_TIMEOUT", 15), _env_int(env, "RASA_RESPONSE_TIMEOUT", 120))]
+        if front.staff_port is not None and self.staff_port is not None:
+            sites.append(nginx.Site("console", front.staff_port, env.get("CONSOLE_INTERFACE") or "127.0.0.1",
+                                    (self.staff_port,), MAX_BODY_BYTES, _env_int(env, "CONSOLE_REQUEST_TIMEOUT", 15),
+                                    _env_int(env, "CONSOLE_RESPONSE_TIMEOUT", 60)))
+        if front.web_port is not None and self.web_port is not None:
+            sites.append(nginx.Site("web", front.web_port, env.get("WEB_INTERFACE") or "127.0.0.1", (self.web_port,),
+                                    MAX_REQUEST_BODY, _env_int(env, "WEB_REQUEST_TIMEOUT", 15),
+                                    _env_int(env, "WEB_RESPONSE_TIMEOUT", 30)))
+        return sites
+
+    def start_nginx(self) -> None:
+        """nginx on ``front``'s ports (``nginx.log``), after ``nginx -t`` accepts its configuration."""
+        if self.front is None:
             return
-        backends = [arg for port in self.rasa_ports for arg in ("--backend", f"http://127.0.0.1:{port}")]
-        self._spawn([sys.executable, "-m", "clinic.proxy", "--port", str(self.proxy_port),
-                     "--interface", self.interface, *backends], "proxy")
+        try:
+            binary = nginx.require_binary()
+            config = nginx.write_config(self.nginx_dir, self.nginx_sites())
+            nginx.check_config(binary, config)
+        except nginx.NginxError as exc:
+            raise StartupError(str(exc)) from None
+        self._spawn(nginx.command(binary, config), "nginx")
 
     def start_console(self) -> None:
-        self._spawn(console_command(), "console")
+        self._spawn(console_command(self.staff_port if self.front is not None else None), "console")
 
     def start_web(self) -> None:
-        self._spawn(web_command(), "web")
+        self._spawn(web_command(self.web_port if self.front is not None else None), "web")
 
     def start(self, timeout: float = 180) -> None:
         """Starts the servers (the staff console and the web server when they have a port) and waits
@@ -321,19 +414,21 @@ class Stack:
         self.check()
         self.start_actions()
         self.start_rasa()
-        self.start_proxy()
         if self.staff_port is not None:
             self.start_console()
         if self.web_port is not None:
             self.start_web()
+        self.start_nginx()
+        # Through nginx when it is there: the ports users open answer.
+        rasa_ports = [*self.rasa_ports, *([self.public_rasa_port] if self.front is not None else [])]
         ok = wait_until_up(f"http://127.0.0.1:{self.action_port}/health", timeout, self.processes) and all(
             wait_until_up(status_url(port, self.env.get("RASA_API_TOKEN")), timeout, self.processes)
-            for port in [*self.rasa_ports, *([self.proxy_port] if self.proxy_port is not None else [])]
+            for port in rasa_ports
         )
         if ok and self.staff_port is not None:
-            ok = wait_until_up(f"http://127.0.0.1:{self.staff_port}/login", timeout, self.processes)
+            ok = wait_until_up(f"http://127.0.0.1:{self.public_staff_port}/login", timeout, self.processes)
         if ok and self.web_port is not None:
-            ok = wait_until_up(f"http://127.0.0.1:{self.web_port}/healthz", timeout, self.processes)
+            ok = wait_until_up(f"http://127.0.0.1:{self.public_web_port}/healthz", timeout, self.processes)
         if not ok:
             died = [f"the {label(c.name)} exited with code {c.process.returncode}"
                     for c in self.children if c.process.poll() is not None]
@@ -396,22 +491,25 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rasa-instances", type=int, default=settings.rasa_instances(),
                         help="Rasa servers on RASA_PORT, RASA_PORT+1... (default RASA_INSTANCES or 1; "
                              "more than one needs REDIS_URL and PostgreSQL)")
-    parser.add_argument("--proxy", action="store_true",
-                        help="a round-robin proxy on RASA_PORT (sticky for socket.io) in front of the instances, "
-                             "which then listen on 127.0.0.1, ports RASA_PORT+1...")
+    parser.add_argument("--nginx", action="store_true",
+                        help="nginx on RASA_PORT, STAFF_PORT and WEB_PORT in front of the Rasa instances, the console "
+                             "and the web server, which then listen on 127.0.0.1 on the port after their own")
     args = parser.parse_args(argv)
     if args.rasa_instances < 1:
         parser.error("--rasa-instances must be 1 or more")
     return args
 
 
-def _stack_from_settings(model: str, instances: int, proxy: bool) -> Stack:
-    """The stack on the configured ports; behind the proxy, the instances take the ports after ``RASA_PORT``."""
+def _stack_from_settings(model: str, instances: int, behind_nginx: bool) -> Stack:
+    """The stack on the configured ports; behind nginx, each server takes the port after its own."""
     rasa_port, action_port, interface = settings.rasa_port(), settings.action_port(), settings.rasa_interface()
-    first_port = rasa_port + 1 if proxy else rasa_port
+    staff_port, web_port = settings.staff_port(), settings.web_port()
+    shift = 1 if behind_nginx else 0
+    first_port = rasa_port + shift
     extra_ports = [first_port + n for n in range(1, instances)]
-    return Stack(model, first_port, action_port, interface, staff_port=settings.staff_port(),
-                 web_port=settings.web_port(), extra_rasa_ports=extra_ports, proxy_port=rasa_port if proxy else None)
+    front = Front(rasa_port, staff_port, web_port) if behind_nginx else None
+    return Stack(model, first_port, action_port, interface, staff_port=staff_port + shift,
+                 web_port=web_port + shift, extra_rasa_ports=extra_ports, front=front)
 
 
 def _configuration_error(stack: Stack) -> Exception | None:
@@ -453,27 +551,29 @@ def _start_background_work(stopping: threading.Event) -> None:
 
 def _running_banner(clinic_name: str, stack: Stack) -> str:
     """Where to reach each part of the running assistant."""
-    behind_proxy = stack.proxy_port is not None
-    public_port = stack.proxy_port if stack.proxy_port is not None else stack.rasa_port
+    behind_nginx = stack.front is not None
+    public_port = stack.public_rasa_port
     token_note = "?token=$RASA_API_TOKEN" if settings.rasa_api_token() else ""
     instances_note = (
         f"  Rasa instances:     ports {', '.join(str(p) for p in stack.rasa_ports)}"
-        f"{' (127.0.0.1) behind the proxy on ' + str(public_port) if behind_proxy else ''}; they share PostgreSQL "
+        f"{' (127.0.0.1) behind nginx on ' + str(public_port) if behind_nginx else ''}; they share PostgreSQL "
         "and Redis, so any of them serves any conversation\n"
-        if len(stack.rasa_ports) > 1 or behind_proxy else ""
+        if len(stack.rasa_ports) > 1 or behind_nginx else ""
     )
+    nginx_note = f"  nginx access log:   {stack.nginx_dir / 'access.log'}\n" if behind_nginx else ""
     return (
         f"\n{clinic_name} assistant is running.\n"
         f"  Talk to it (REST):  curl -s \"localhost:{public_port}/webhooks/rest/webhook{token_note}\" "
         f"-d '{{\"sender\": \"me\", \"message\": \"what is ketamine?\"}}'\n"
-        f"  Website chat demo:  http://localhost:{stack.web_port}/  (the widget: /widget/clinic-chat.js)\n"
+        f"  Website chat demo:  http://localhost:{stack.public_web_port}/  (the widget: /widget/clinic-chat.js)\n"
         f"  Socket.IO channel:  http://localhost:{public_port}/socket.io\n"
         f"  SMS (Twilio):       POST http://localhost:{public_port}/webhooks/twilio/webhook\n"
         f"  HTTP API:           http://localhost:{public_port}/status{token_note}\n"
-        f"  Staff console:      http://localhost:{stack.staff_port}/  (create an account first:\n"
+        f"  Staff console:      http://localhost:{stack.public_staff_port}/  (create an account first:\n"
         f"                      .venv/bin/python -m clinic.cli staff add YOUR_NAME --admin)\n"
         f"  Open escalations:   make escalations\n"
         f"{instances_note}"
+        f"{nginx_note}"
         f"Press Ctrl-C to stop.\n"
     )
 
@@ -496,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = load_profile()
     except ProfileError as exc:
         return _cannot_start(exc)
-    stack = _stack_from_settings(args.model, args.rasa_instances, args.proxy)
+    stack = _stack_from_settings(args.model, args.rasa_instances, args.nginx)
     problem = _configuration_error(stack)
     if problem is not None:
         return _cannot_start(problem)

@@ -407,6 +407,18 @@ def supervisor_status_file(env: Mapping[str, str] | None = None) -> Path:
     return (Path(var_dir) if var_dir else VAR_DIR) / "run" / "supervisor.json"
 
 
+def var_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``CLINIC_VAR_DIR`` (the project's ``var/``): SQLite databases and the launcher's run files
+    (``run/``, and nginx's configuration, pid file, temporary files and access log in ``nginx/``).
+
+    Args:
+        env: the variables to read (default: this process's; the launcher passes its children's).
+    """
+    env = os.environ if env is None else env
+    explicit = (env.get("CLINIC_VAR_DIR") or "").strip()
+    return Path(explicit) if explicit else VAR_DIR
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``: safe for messages and logs."""
     try:

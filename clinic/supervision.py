@@ -28,7 +28,7 @@ KEEP_RESTARTS = 50
 _LABELS = {
     "actions": "action server",
     "rasa": "Rasa server",
-    "proxy": "proxy",
+    "nginx": "nginx",
     "console": "staff console",
     "web": "web server",
 }

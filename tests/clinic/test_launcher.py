@@ -163,6 +163,37 @@ def test_several_instances_share_one_stack() -> None:
     assert Stack("model.tar.gz", 5005, 5055).rasa_ports == [5005]
 
 
+def test_behind_nginx_users_open_the_usual_ports_and_the_servers_take_the_next(monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path: Path) -> None:
+    for name, value in {"RASA_PORT": "5005", "STAFF_PORT": "8080", "WEB_PORT": "8000", "ACTION_PORT": "5055",
+                        "CLINIC_VAR_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    stack = launcher._stack_from_settings("model.tar.gz", 2, behind_nginx=True)
+    assert stack.rasa_ports == [5006, 5007] and (stack.staff_port, stack.web_port) == (8081, 8001)
+    assert (stack.public_rasa_port, stack.public_staff_port, stack.public_web_port) == (5005, 8080, 8000)
+    # the console calls Rasa, and the widget's page names it, through nginx; links use the public ports
+    assert stack.env["RASA_URL"] == "http://127.0.0.1:5005" and stack.env["RASA_PORT"] == "5005"
+    assert (stack.env["STAFF_PORT"], stack.env["WEB_PORT"]) == ("8080", "8000")
+    assert launcher.console_command(8081)[-4:] == ["--port", "8081", "--interface", "127.0.0.1"]
+    sites = {site.name: (site.port, site.upstream) for site in stack.nginx_sites()}
+    assert sites == {"rasa": (5005, (5006, 5007)), "console": (8080, (8081,)), "web": (8000, (8001,))}
+    assert stack.nginx_dir == tmp_path / "nginx"
+
+
+def test_behind_nginx_two_servers_on_one_port_are_refused() -> None:
+    stack = Stack("model.tar.gz", 5006, 5055, staff_port=8081, web_port=5005,
+                  front=launcher.Front(5005, 8080, 8000))
+    with pytest.raises(StartupError, match="port.* 5005"):
+        stack._check_front(launcher.Front(5005, 8080, 8000))
+
+
+def test_without_nginx_installed_the_launcher_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.nginx, "find_binary", lambda path=None: None)
+    stack = Stack("model.tar.gz", 5006, 5055, front=launcher.Front(5005))
+    with pytest.raises(StartupError, match="make nginx"):
+        stack.check()
+
+
 # ------------------------------------------------------------------ settings used by Rasa's processes
 
 
