@@ -205,6 +205,6 @@ def test_staff_are_told_which_server_restarted_and_when_in_the_clinics_time(stat
 
 @pytest.mark.parametrize(("name", "text"), [("actions", "action server"), ("rasa", "Rasa server"),
                                             ("rasa-3", "Rasa server 3"), ("console", "staff console"),
-                                            ("web", "web server"), ("proxy", "proxy")])
+                                            ("web", "web server"), ("nginx", "nginx")])
 def test_labels(name: str, text: str) -> None:
     assert label(name) == text
