@@ -19,42 +19,17 @@ from clinic.channels.sms import SmsTexts
 from clinic.launcher import Stack
 from clinic.rasa_api import hand_back, send_staff_reply
 from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
-from tests.integration.conftest import free_port, model  # noqa: F401 - the model fixture
+from tests.integration import conftest as integration
+from tests.integration.conftest import PUBLIC_SMS_URL, SMS_LINE, sms_env, started_stack
 
-PUBLIC_URL = "https://texts.clinic.example/webhooks/twilio/webhook"
-LINE = "+15550104201"
-
-
-@pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioStub]:
-    stub = TwilioStub()
-    stub.start()
-    yield stub
-    stub.stop()
+# the integration tests' fixtures, for pytest to find here: the trained model and the Twilio stand-in
+model, twilio = integration.model, integration.twilio
 
 
 @pytest.fixture(scope="module")
-def sms_stack(model: str, twilio: TwilioStub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa: F811
-    var = tmp_path_factory.mktemp("sms")
-    env = {
-        "CLINIC_VAR_DIR": str(var),
-        "CLINIC_DATABASE_URL": f"sqlite:///{var}/clinic.db",
-        "TRACKER_STORE_URL": f"sqlite:///{var}/tracker.db",
-        "STAFF_NOTIFIERS": "",
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_SMS_NUMBER": LINE,
-        "TWILIO_API_BASE": twilio.url,
-        "TWILIO_WEBHOOK_URL": PUBLIC_URL,
-        "SMS_RETRY_DELAYS": "0.2,0.2",
-    }
-    from clinic.db import migrate
-
-    migrate(env["CLINIC_DATABASE_URL"])
-    running = Stack(model, free_port(), free_port(), env=env, quiet=True)
-    running.start()
-    yield running
-    running.stop()
+def sms_stack(model: str, twilio: TwilioStub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with started_stack(model, sms_env(tmp_path_factory.mktemp("sms"), twilio), quiet=True) as running:
+        yield running
 
 
 class Phone:
@@ -66,10 +41,10 @@ class Phone:
         self.seen = 0
         self.sids = 0
 
-    def text(self, body: str, *, sign_for: str | None = PUBLIC_URL, signature: str | None = None,
+    def text(self, body: str, *, sign_for: str | None = PUBLIC_SMS_URL, signature: str | None = None,
              **extra: str) -> requests.Response:
         self.sids += 1
-        fields = {"From": self.number, "To": LINE, "Body": body, "MessageSid": f"SM{self.number[1:]}{self.sids}",
+        fields = {"From": self.number, "To": SMS_LINE, "Body": body, "MessageSid": f"SM{self.number[1:]}{self.sids}",
                   "AccountSid": TWILIO_SID, "NumMedia": "0", **extra}
         headers = {}
         if sign_for:
@@ -131,7 +106,7 @@ def test_a_signed_question_gets_the_sms_answer_and_the_first_contact_note(sms_st
 def test_unsigned_forged_or_replayed_requests_are_refused(sms_stack: Stack, twilio: TwilioStub, case: str) -> None:
     phone = Phone(sms_stack, twilio, f"+1500555020{['unsigned', 'forged', 'replayed to another URL'].index(case)}")
     kwargs = {"unsigned": {"sign_for": None},
-              "forged": {"signature": RequestValidator("not-the-token").compute_signature(PUBLIC_URL, {})},
+              "forged": {"signature": RequestValidator("not-the-token").compute_signature(PUBLIC_SMS_URL, {})},
               "replayed to another URL": {"sign_for": phone.webhook}}[case]
 
     response = phone.text("STOP", **kwargs)
@@ -143,8 +118,8 @@ def test_unsigned_forged_or_replayed_requests_are_refused(sms_stack: Stack, twil
 
 def test_a_request_without_body_gets_400(sms_stack: Stack, twilio: TwilioStub) -> None:
     phone = Phone(sms_stack, twilio, "+15005550301")
-    fields = {"From": phone.number, "To": LINE}
-    signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC_URL, fields)
+    fields = {"From": phone.number, "To": SMS_LINE}
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC_SMS_URL, fields)
 
     response = requests.post(phone.webhook, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
 

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from clinic.launcher import Stack
+
+if TYPE_CHECKING:
+    from tests.clinic.staff.notifiers.servers import TwilioStub
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,14 +47,45 @@ def model() -> str:
     return path
 
 
+def sqlite_env(var: Path) -> dict[str, str]:
+    """An assistant's variables for its own SQLite databases (clinic and tracker store) in ``var``."""
+    return {
+        "CLINIC_VAR_DIR": str(var),
+        "CLINIC_DATABASE_URL": f"sqlite:///{var}/clinic.db",
+        "TRACKER_STORE_URL": f"sqlite:///{var}/tracker.db",
+    }
+
+
+@contextmanager
+def started_stack(model: str, env: dict[str, str], **options: Any) -> Iterator[Stack]:
+    """The assistant on ``env`` (its clinic database migrated first), started, and stopped on leaving;
+    ``options`` go to :class:`Stack` (``quiet``, ``log_dir``, ``staff_port``...)."""
+    from clinic.db import migrate
+
+    migrate(env["CLINIC_DATABASE_URL"])
+    running = Stack(model, free_port(), free_port(), env=env, **options)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float) -> Any:
+    """``condition()``'s first truthy value, asked every 0.2 s; after ``timeout`` s, its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    return condition()
+
+
 @pytest.fixture
 def stack_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Fresh SQLite databases for one test's assistant."""
-    env = {
-        "CLINIC_VAR_DIR": str(tmp_path),
-        "CLINIC_DATABASE_URL": f"sqlite:///{tmp_path}/clinic.db",
-        "TRACKER_STORE_URL": f"sqlite:///{tmp_path}/tracker.db",
-    }
+    env = sqlite_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     from clinic.db import migrate
@@ -68,19 +105,44 @@ def stack(model: str, stack_env: dict[str, str]) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def running_stack(model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A started assistant (Rasa + action server) shared by one test module."""
-    var = tmp_path_factory.mktemp("stack")
-    env = {
-        "CLINIC_VAR_DIR": str(var),
-        "CLINIC_DATABASE_URL": f"sqlite:///{var}/clinic.db",
-        "TRACKER_STORE_URL": f"sqlite:///{var}/tracker.db",
-    }
-    from clinic.db import migrate
+    with started_stack(model, sqlite_env(tmp_path_factory.mktemp("stack")), quiet=True) as running:
+        yield running
 
-    migrate(env["CLINIC_DATABASE_URL"])
-    running = Stack(model, free_port(), free_port(), env=env, quiet=True)
-    running.start()
-    yield running
-    running.stop()
+
+# ------------------------------------------------------------------ the SMS line: a stand-in for Twilio
+
+PUBLIC_SMS_URL = "https://texts.clinic.example/webhooks/twilio/webhook"  # as configured behind a proxy
+SMS_LINE = "+15550104201"
+
+
+@pytest.fixture(scope="module")
+def twilio() -> Iterator[TwilioStub]:
+    """A local Twilio Messages API (no network): what the assistant texts is read from it."""
+    from tests.clinic.staff.notifiers.servers import TwilioStub
+
+    stub = TwilioStub()
+    stub.start()
+    yield stub
+    stub.stop()
+
+
+def sms_env(var: Path, twilio: TwilioStub, **variables: str) -> dict[str, str]:
+    """An assistant's variables for SQLite databases in ``var`` and the SMS line ``SMS_LINE`` on
+    ``twilio``, signed for ``PUBLIC_SMS_URL``, with no staff notifier; ``variables`` are added
+    (or replace these)."""
+    from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN
+
+    return {
+        **sqlite_env(var),
+        "STAFF_NOTIFIERS": "",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_SMS_NUMBER": SMS_LINE,
+        "TWILIO_API_BASE": twilio.url,
+        "TWILIO_WEBHOOK_URL": PUBLIC_SMS_URL,
+        "SMS_RETRY_DELAYS": "0.2,0.2",
+        **variables,
+    }
 
 
 # ------------------------------------------------------------------ scale-out: Redis

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,8 @@ from clinic.launcher import Stack
 from clinic.rasa_api import send_staff_reply
 from tests.clinic.staff import stored_escalations
 from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
-from tests.integration.conftest import free_port
+from tests.integration.conftest import PUBLIC_SMS_URL, SMS_LINE, sms_env, started_stack, wait_for
 
-PUBLIC_SMS_URL = "https://texts.clinic.example/webhooks/twilio/webhook"
-SMS_LINE = "+15550104201"
 TIMEOUT = 60
 MEDICAL = "i'm on lithium and lamictal, is ketamine safe for me?"
 HAND_BACK_ACTION = "action_handoff_resolved"
@@ -38,45 +36,10 @@ SIXTY_MB = 60 * 1000 * 1000
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioStub]:
-    stub = TwilioStub()
-    stub.start()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(model: str, twilio: TwilioStub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var = tmp_path_factory.mktemp("channel-ids")
-    env = {
-        "CLINIC_VAR_DIR": str(var),
-        "CLINIC_DATABASE_URL": f"sqlite:///{var}/clinic.db",
-        "TRACKER_STORE_URL": f"sqlite:///{var}/tracker.db",
-        "STAFF_NOTIFIERS": "",
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_SMS_NUMBER": SMS_LINE,
-        "TWILIO_API_BASE": twilio.url,
-        "TWILIO_WEBHOOK_URL": PUBLIC_SMS_URL,
-        "SMS_RETRY_DELAYS": "0.2,0.2",
-    }
-    from clinic.db import migrate
-
-    migrate(env["CLINIC_DATABASE_URL"])
-    running = Stack(model, free_port(), free_port(), env=env, quiet=True)
-    running.start()
-    yield running
-    running.stop()
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    return condition()
+    env = sms_env(tmp_path_factory.mktemp("channel-ids"), twilio)
+    with started_stack(model, env, quiet=True) as running:
+        yield running
 
 
 def _phone() -> str:
@@ -169,7 +132,7 @@ def test_rest_cannot_write_into_an_sms_conversation_and_staff_still_reach_the_pa
     phone = _phone()
     db = stack.env["CLINIC_DATABASE_URL"]
     assert _text_the_line(stack, phone, MEDICAL).status_code == 200
-    assert _wait_for(lambda: _tracker(stack, phone)["slots"].get("handoff") is True)
+    assert wait_for(lambda: _tracker(stack, phone)["slots"].get("handoff") is True, timeout=TIMEOUT)
     [escalation] = [e for e in stored_escalations(database_url=db) if e.conversation_id == phone]
     before = _tracker(stack, phone)
     escalated = [m.text for m in escalation.messages]
@@ -194,7 +157,8 @@ def test_rest_cannot_write_into_an_sms_conversation_and_staff_still_reach_the_pa
     delivery = send_staff_reply(phone, reply, staff_name="Dana", base_url=f"http://127.0.0.1:{stack.rasa_port}",
                                 database_url=db)
     assert delivery.ok, delivery.error
-    assert _wait_for(lambda: any(m["To"] == phone and reply in m["Body"] for m in twilio.messages()))
+    assert wait_for(lambda: any(m["To"] == phone and reply in m["Body"] for m in twilio.messages()),
+                    timeout=TIMEOUT)
 
 
 # ------------------------------------------------------------------ typed commands
@@ -220,11 +184,12 @@ def test_a_typed_hand_back_command_has_no_effect_over_rest(stack: Stack, typed: 
 def test_a_typed_hand_back_command_has_no_effect_over_sms(stack: Stack, typed: str) -> None:
     phone = _phone()
     assert _text_the_line(stack, phone, MEDICAL).status_code == 200
-    assert _wait_for(lambda: _tracker(stack, phone)["slots"].get("handoff") is True)
+    assert wait_for(lambda: _tracker(stack, phone)["slots"].get("handoff") is True, timeout=TIMEOUT)
 
     assert _text_the_line(stack, phone, typed).status_code == 200
 
-    assert _wait_for(lambda: len(_user_texts(_tracker(stack, phone))) == 2), "the second SMS never arrived"
+    assert wait_for(lambda: len(_user_texts(_tracker(stack, phone))) == 2, timeout=TIMEOUT), \
+        "the second SMS never arrived"
     time.sleep(1.0)  # the turn's actions
     tracker = _tracker(stack, phone)
     assert _user_texts(tracker) == [MEDICAL, "EXTERNAL_handoff_resolved"]

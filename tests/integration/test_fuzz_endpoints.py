@@ -55,11 +55,9 @@ from clinic.staff.accounts import create_api_token, create_user
 from clinic.staff.console.app import create_app as create_console
 from tests.clinic.staff import stored_escalations
 from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
-from tests.integration.conftest import free_port
+from tests.integration.conftest import PUBLIC_SMS_URL, SMS_LINE, sms_env, started_stack
 
 API_TOKEN = "fuzz-rasa-api-token-0123456789abcdef"
-PUBLIC_SMS_URL = "https://texts.clinic.example/webhooks/twilio/webhook"
-SMS_LINE = "+15550104201"
 PASSWORD = "correct horse battery staple"
 MEDICAL = "i'm on lithium and lamictal, is ketamine safe for me?"
 TIMEOUT = 60.0
@@ -214,36 +212,11 @@ def _hypothesis_files_outside_the_repository(tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioStub]:
-    stub = TwilioStub()
-    stub.start()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(model: str, twilio: TwilioStub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("fuzz")
-    env = {
-        "CLINIC_VAR_DIR": str(var),
-        "CLINIC_DATABASE_URL": f"sqlite:///{var}/clinic.db",
-        "TRACKER_STORE_URL": f"sqlite:///{var}/tracker.db",
-        "STAFF_NOTIFIERS": "",
-        "RASA_API_TOKEN": API_TOKEN,
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_SMS_NUMBER": SMS_LINE,
-        "TWILIO_API_BASE": twilio.url,
-        "TWILIO_WEBHOOK_URL": PUBLIC_SMS_URL,
-        "SMS_RETRY_DELAYS": "0.2",
-    }
-    from clinic.db import migrate
-
-    migrate(env["CLINIC_DATABASE_URL"])
-    running = Stack(model, free_port(), free_port(), env=env, log_dir=var / "logs")
-    running.start()
-    yield running
-    running.stop()
+    env = sms_env(var, twilio, RASA_API_TOKEN=API_TOKEN, SMS_RETRY_DELAYS="0.2")
+    with started_stack(model, env, log_dir=var / "logs") as running:
+        yield running
 
 
 @pytest.fixture

@@ -34,11 +34,9 @@ from clinic.staff.reconcile import reconcile
 from clinic.staff.transcript import read_transcript
 from tests.clinic.staff import stored_escalations
 from tests.clinic.staff.notifiers.servers import TWILIO_SID, TWILIO_TOKEN, TwilioStub
-from tests.integration.conftest import free_port
+from tests.integration.conftest import PUBLIC_SMS_URL, SMS_LINE, free_port, sms_env, started_stack, wait_for
 from tests.integration.patient import SocketPatient
 
-PUBLIC_SMS_URL = "https://texts.clinic.example/webhooks/twilio/webhook"
-SMS_LINE = "+15550104201"
 TIMEOUT = 60
 
 
@@ -105,53 +103,16 @@ def _text_the_line(stack: Stack, number: str, body: str, sid: str) -> httpx.Resp
                       headers={"X-Twilio-Signature": signature}, timeout=TIMEOUT)
 
 
-def _wait_for(condition: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    return condition()
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioStub]:
-    stub = TwilioStub()
-    stub.start()
-    yield stub
-    stub.stop()
-
-
 @pytest.fixture
 def logged_stack(model: str, twilio: TwilioStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """The whole assistant at the default log level, each server logging to <tmp>/logs/<server>.log."""
     for name in ("LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "LOG_LEVEL_RASA_SDK", "DEBUG"):
         monkeypatch.delenv(name, raising=False)
-    env = {
-        "CLINIC_VAR_DIR": str(tmp_path),
-        "CLINIC_DATABASE_URL": f"sqlite:///{tmp_path}/clinic.db",
-        "TRACKER_STORE_URL": f"sqlite:///{tmp_path}/tracker.db",
-        "STAFF_NOTIFIERS": "",
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_SMS_NUMBER": SMS_LINE,
-        "TWILIO_API_BASE": twilio.url,
-        "TWILIO_WEBHOOK_URL": PUBLIC_SMS_URL,
-        "SMS_RETRY_DELAYS": "0.2,0.2",
-    }
+    env = sms_env(tmp_path, twilio)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from clinic.db import migrate
-
-    migrate(env["CLINIC_DATABASE_URL"])
-    stack = Stack(model, free_port(), free_port(), env=env, staff_port=free_port(), web_port=free_port(),
-                  log_dir=tmp_path / "logs")
-    try:
-        stack.start()
+    with started_stack(model, env, staff_port=free_port(), web_port=free_port(), log_dir=tmp_path / "logs") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _record_text(record: logging.LogRecord) -> str:
@@ -221,11 +182,12 @@ def test_a_full_conversation_leaves_no_patient_data_in_any_log(
 
     # 4. The same patient texts the SMS line: an escalating question, answered by SMS.
     assert _text_the_line(stack, patient.e164, patient.sms, f"SM{secrets.token_hex(16)}").status_code == 200
-    assert _wait_for(lambda: [m for m in twilio.messages() if m["To"] == patient.e164], timeout=TIMEOUT)
-    assert _wait_for(lambda: any(e.conversation_id == patient.e164 for e in stored_escalations(database_url=db)))
+    assert wait_for(lambda: [m for m in twilio.messages() if m["To"] == patient.e164], timeout=TIMEOUT)
+    assert wait_for(lambda: any(e.conversation_id == patient.e164 for e in stored_escalations(database_url=db)),
+                    timeout=20)
     # (the SMS line answers Twilio at once and handles the message in the background: wait for its turn)
-    assert _wait_for(lambda: [e.text for e in read_transcript(patient.e164, tracker_url=stack.env["TRACKER_STORE_URL"])
-                              if e.sender == "patient"] == [patient.sms])
+    assert wait_for(lambda: [e.text for e in read_transcript(patient.e164, tracker_url=stack.env["TRACKER_STORE_URL"])
+                             if e.sender == "patient"] == [patient.sms], timeout=20)
     assert reconcile(stack.env["TRACKER_STORE_URL"], db) == 0  # every escalation was recorded by its action
     console.close()
     time.sleep(1.0)  # the servers' last lines
