@@ -3,6 +3,7 @@
 Registered in endpoints.yml (``nlg: type: addons.clinic_nlg.ClinicNLG``). It renders the
 responses from domain.yml inside the Rasa server (no action server or HTTP hop), adding the
 ``{placeholders}`` of clinic.yml to the slot values. clinic.yml is re-read when it changes.
+``{staff_reply_time}`` (the hand-off acknowledgement's) is worked out from its hours at send time.
 
 Spanish answers are conditional variations on the ``language`` slot in domain.yml (Rasa picks
 them); this NLG fills them with the profile's Spanish values, so a Spanish answer never carries
@@ -24,8 +25,9 @@ from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import EndpointConfig
 
 from addons import rasa_patches
-from clinic import log_hygiene
+from clinic import clock, log_hygiene
 from clinic.profile import ProfileCache
+from clinic.staff.reply_time import staff_reply_time
 
 
 class ClinicNLG(TemplatedNaturalLanguageGenerator):
@@ -46,6 +48,8 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
     ) -> dict[str, Any]:
         language = (filled_slots or {}).get("language")
         values: dict[str, Any] = dict(self._profile.values(language))
+        # the hand-off acknowledgement's "shortly" or "during business hours, next from Monday at 8 AM"
+        values["staff_reply_time"] = staff_reply_time(self._profile.get(), clock.utcnow(), language)
         values.update({k: v for k, v in (filled_slots or {}).items() if v is not None})
         values.update(kwargs)
         return values

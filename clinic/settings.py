@@ -431,3 +431,16 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<an unreadable URL>"
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}{port}"))
+
+
+def handoff_ack_hours() -> float:
+    """``HANDOFF_ACK_HOURS`` (4): while staff hold a conversation, the patient's first message gets
+    a "your message is with our team" acknowledgement, then at most one in this many hours.
+
+    Raises:
+        ValueError: not a number greater than 0.
+    """
+    hours = float(_text("HANDOFF_ACK_HOURS") or 4)
+    if not hours > 0:
+        raise ValueError("HANDOFF_ACK_HOURS must be a number of hours greater than 0")
+    return hours

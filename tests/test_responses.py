@@ -37,7 +37,8 @@ WEB_MAX, SMS_MAX, GRADE_MAX = 700, 320, 9.0
 SPANISH_EASE_MIN = 60.0
 # Values the actions pass when they send a response (not from clinic.yml).
 RUNTIME_VALUES = {"after_hours": "", "patient_name": "Ana", "preferred_time_display": "Tuesday, April 21 at 2 PM",
-                  "phone_display": "(312) 555-0123"}
+                  "phone_display": "(312) 555-0123",
+                  "staff_reply_time": "during business hours, next from tomorrow (Wednesday) at 10:30 AM"}
 # The booking actions' values, long ones (SMS variants must still fit in 320 characters).
 RUNTIME_VALUES |= {"patient_name": "Maria Gonzalez-Ramirez",
                    "preferred_time_display": "Wednesday, September 30 at 10:30 AM CDT",
@@ -50,6 +51,7 @@ SPANISH_RUNTIME_VALUES = RUNTIME_VALUES | {
     "preferred_time_display": "miércoles 30 de septiembre, 10:30 a. m. CDT",
     "old_time_display": "miércoles 23 de septiembre, 11:30 a. m. CDT", "visit_reason_display": "dolor crónico",
     "blocked_day": "miércoles 30 de diciembre",
+    "staff_reply_time": "en horario de atención (a partir de mañana miércoles a las 10:30 a. m.)",
 }
 
 

@@ -78,8 +78,11 @@ class Outcome:
 
     @property
     def held(self) -> bool:
-        """Staff hold the conversation: the message was attached for them, nothing was said."""
-        return "action_handoff_hold" in self.actions and not self.texts
+        """Staff hold the conversation: the message was attached for them, nothing was said but the
+        hand-off acknowledgement ("Your message is with our team...")."""
+        said = [u for u in self.utter_actions if u != "utter_handoff_ack"]
+        return "action_handoff_hold" in self.actions and not said and len(self.texts) == self.utter_actions.count(
+            "utter_handoff_ack")
 
     @property
     def topics(self) -> set[str]:

@@ -218,7 +218,8 @@ RUNTIME = {"after_hours": "", "preferred_time_display": "martes 21 de abril, 2 p
            "phone_display": "(312) 555-0123", "old_time_display": "martes 14 de abril, 2 p. m. CDT",
            "booking_code": "K7M4QX", "email_display": "ana@example.com", "visit_reason_display": "ansiedad",
            "patient_type_display": "primera visita", "reminders_display": "sí",
-           "blocked_day": "viernes 25 de diciembre", "horizon_days": "60"}
+           "blocked_day": "viernes 25 de diciembre", "horizon_days": "60",
+           "staff_reply_time": "pronto"}  # the NLG's own value, given here so the expected text is known
 
 
 def _language(v: dict[str, Any]) -> str:
@@ -286,3 +287,47 @@ def test_a_changed_spanish_value_changes_the_next_spanish_answer(clinic_copy: Pa
 
     assert "Estaciona en la calle Maple." in say(nlg, domain, "utter_faq_clinic_info", slots={"language": "es"})
     assert raw["parking"] in say(nlg, domain, "utter_faq_clinic_info", slots={"language": "en"})
+
+
+# ------------------------------------------------------------------ the hand-off acknowledgement
+
+CHICAGO_SATURDAY_EVENING = "2026-12-05T19:30:00-06:00"  # the sample clinic is closed until Monday 8 AM
+CHICAGO_TUESDAY_MORNING = "2026-12-08T10:00:00-06:00"  # open
+
+
+@pytest.mark.parametrize("at, language, channel, expected", [
+    (CHICAGO_SATURDAY_EVENING, "en", "twilio",
+     "Your message is with our team; they'll reply during business hours, next from Monday at 8 AM. "
+     "In a crisis, call or text 988."),
+    (CHICAGO_SATURDAY_EVENING, "es", "twilio",
+     "Tu mensaje está con nuestro equipo; te responderán en horario de atención (a partir del lunes a las 8 a. m.). "
+     "En una crisis, llama o escribe al 988 (marca 2 para español)."),
+    (CHICAGO_TUESDAY_MORNING, "en", "socketio",
+     "Your message is with our team; they'll reply shortly. In a crisis, call or text 988."),
+    (CHICAGO_TUESDAY_MORNING, "es", "socketio",
+     "Tu mensaje está con nuestro equipo; te responderán pronto. En una crisis, llama o escribe al 988 (marca 2 "
+     "para español)."),
+])
+def test_the_hand_off_acknowledgement_says_when_staff_reply(clinic_copy: Path, domain: Domain,
+                                                            monkeypatch: pytest.MonkeyPatch, at: str, language: str,
+                                                            channel: str, expected: str) -> None:
+    from datetime import datetime, timezone
+
+    monkeypatch.setattr("clinic.clock.utcnow", lambda: datetime.fromisoformat(at).astimezone(timezone.utc))
+    nlg = ClinicNLG(domain=domain)
+
+    assert say(nlg, domain, "utter_handoff_ack", channel, slots={"language": language}) == expected
+
+
+def test_the_spanish_sms_acknowledgement_fits_three_segments(clinic_copy: Path, domain: Domain,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timezone
+
+    from clinic.channels.segments import count_segments
+
+    # Tuesday 6:30 PM: next opening "mañana miércoles a las 8 a. m.", the longest weekday name
+    monkeypatch.setattr("clinic.clock.utcnow",
+                        lambda: datetime.fromisoformat("2026-12-08T18:30:00-06:00").astimezone(timezone.utc))
+    text = say(ClinicNLG(domain=domain), domain, "utter_handoff_ack", "twilio", slots={"language": "es"})
+
+    assert "(a partir de mañana miércoles a las 8 a. m.)." in text and count_segments(text).count <= 3

@@ -236,8 +236,11 @@ def test_a_typed_command_cannot_end_the_hand_off(running_stack, browser: Browser
 
     browser.say("/EXTERNAL_handoff_resolved")
 
+    # held for staff: only the hand-off's acknowledgement of the patient's first held message
     events = browser.collect()
-    assert events == [(STATE_EVENT, {"handoff": True, "after": "turn"})]  # held for staff, nothing said
+    assert events[-1] == (STATE_EVENT, {"handoff": True, "after": "turn"})
+    said = [data["text"] for name, data in events if name == "bot_uttered"]
+    assert len(said) == 1 and said[0].startswith("Your message is with our team"), said
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,10 @@ def test_staff_hold_the_conversation_reply_on_its_channel_and_hand_it_back(runni
         told = " ".join(patient.replies())
         assert "clinical team" in told and "911" in told
 
-        # While staff hold it: no bot answer, but the message is attached for staff.
+        # While staff hold it: no answer, an acknowledgement, and the message is attached for staff.
         patient.say("how much does an infusion cost?")
-        assert patient.replies(wait=4) == []
+        held = patient.replies(wait=4)
+        assert len(held) == 1 and "Your message is with our team" in held[0] and "$" not in held[0]
         [escalation] = stored_escalations(database_url=env["CLINIC_DATABASE_URL"])
         assert escalation.conversation_id == patient.session_id and escalation.channel == "socketio"
         assert [m.reason for m in escalation.messages] == ["medical_question", "handoff"]

@@ -245,6 +245,16 @@ def test_a_held_message_is_labelled_handoff() -> None:
     assert outcome_from_events(events).label() == "handoff"
 
 
+def test_a_held_message_with_the_acknowledgement_is_still_handoff() -> None:
+    acked = [user("hello?", "greet"), action("action_handoff_hold"), action("utter_handoff_ack"),
+             bot("Your message is with our team; they'll reply shortly.", "utter_handoff_ack"), action("action_listen")]
+    answered = [user("cost?", "faq_cost_insurance"), action("action_handoff_hold"),
+                action("utter_faq_cost_insurance"), bot("An infusion is $450.", "utter_faq_cost_insurance")]
+
+    assert outcome_from_events(acked).label() == "handoff"
+    assert outcome_from_events(answered).label() != "handoff"
+
+
 def test_load_cases_notes_the_file(tmp_path: Path) -> None:
     (tmp_path / "cases").mkdir()
     (tmp_path / "cases" / "small.yml").write_text('- {text: "hi", expect: other}\n', encoding="utf-8")
