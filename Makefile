@@ -120,6 +120,11 @@ test: lint validate stories eval pytest
 bench: $(DEPS)
 	$(PY) -m tools.bench $(BENCH_ARGS)
 
+# Times the staff console's Insights page for 90 days over 100,000 generated conversations (goal
+# 1 s); the data is generated once under var/insights-bench/. See tools/insights_data.py.
+insights-bench: $(DEPS)
+	$(PY) -m tools.insights_data bench $(INSIGHTS_BENCH_ARGS)
+
 escalations: db
 	$(PY) -m clinic.cli escalations
 

@@ -7,7 +7,12 @@ sessions, and audit events older than ``audit_retention_days`` (:mod:`clinic.ret
 ``staff`` manages the staff console's accounts and API tokens (new passwords must pass
 :mod:`clinic.staff.passwords`): ``add USERNAME [--name NAME] [--admin] [--password-stdin]``, ``passwd USERNAME``,
 ``unlock USERNAME``, ``disable USERNAME``, ``list``, ``token USERNAME --name NAME``,
-``tokens [USERNAME]``, ``revoke-token ID``.
+``tokens [USERNAME]``, ``revoke-token ID``, ``role USERNAME staff|admin|manager``. ``add --role manager``
+creates a manager: the console's insights only, never a conversation.
+
+``insights export-nlu [--out FILE]`` writes the messages admins marked with an intent as Rasa NLU
+YAML (stdout by default) for review before training; ``insights export-csv --from YYYY-MM-DD --to
+YYYY-MM-DD [--out FILE]`` writes the insights' aggregates (numbers only) (:mod:`clinic.insights`).
 """
 
 from __future__ import annotations
@@ -65,13 +70,13 @@ def _staff_list() -> int:
         print("No staff accounts. Create one: python -m clinic.cli staff add USERNAME --admin")
         return 0
     now = utcnow()
-    print(f"{'#':>4}  {'username':20} {'role':6} {'state':9} {'last sign-in (UTC)':18} name")
+    print(f"{'#':>4}  {'username':20} {'role':7} {'state':9} {'last sign-in (UTC)':18} name")
     for user in users:
         state = "disabled" if not user.is_active else (
             "locked" if user.locked_until is not None and user.locked_until > now else "active"
         )
-        role = "admin" if user.is_admin else "staff"
-        print(f"{user.id:>4}  {user.username:20} {role:6} {state:9} {_when(user.last_login_at):18} {user.display_name}")
+        role = user.effective_role
+        print(f"{user.id:>4}  {user.username:20} {role:7} {state:9} {_when(user.last_login_at):18} {user.display_name}")
     return 0
 
 
@@ -106,14 +111,17 @@ def _staff(args: argparse.Namespace) -> int:
             if password is None:
                 return 1
             if action == "add":
-                user = staff.create_user(args.username, password, display_name=args.name, is_admin=args.admin)
-                role = "admin" if user.is_admin else "staff"
-                print(f"Created {role} account {user.username!r} ({user.display_name}).")
+                user = staff.create_user(args.username, password, display_name=args.name, is_admin=args.admin,
+                                         role=args.role)
+                print(f"Created {user.effective_role} account {user.username!r} ({user.display_name}).")
             else:
                 staff.set_password(args.username, password)
                 print(f"Password changed for {args.username!r}; the account is unlocked and signed out everywhere.")
             return 0
-        if action == "unlock":
+        if action == "role":
+            member = staff.set_role(args.username, args.role)
+            print(f"{member.username!r} is now {member.effective_role}; its sessions ended.")
+        elif action == "unlock":
             staff.unlock(args.username)
             print(f"Unlocked {args.username!r}.")
         elif action == "disable":
@@ -165,6 +173,8 @@ def _staff_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("username")
     add.add_argument("--name", help="display name (default: the username)")
     add.add_argument("--admin", action="store_true", help="may also read the audit log")
+    add.add_argument("--role", choices=("staff", "admin", "manager"),
+                     help="staff (default), admin, or manager (insights only, no conversations)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     passwd = commands.add_parser("passwd", help="set a new password (also unlocks and signs out)")
     passwd.add_argument("username")
@@ -177,6 +187,57 @@ def _staff_parser(sub: argparse._SubParsersAction) -> None:
     token.add_argument("--name", required=True, help="what the token is for, e.g. ehr-sync")
     commands.add_parser("tokens", help="list API tokens").add_argument("username", nargs="?")
     commands.add_parser("revoke-token", help="revoke an API token").add_argument("token_id", type=int, metavar="ID")
+    role = commands.add_parser("role", help="change an account's role (its sessions end)")
+    role.add_argument("username")
+    role.add_argument("role", choices=("staff", "admin", "manager"))
+
+
+def _insights_parser(sub: argparse._SubParsersAction) -> None:
+    insights = sub.add_parser("insights", help="exports of the staff console's insights")
+    commands = insights.add_subparsers(dest="insights_command", required=True)
+    nlu = commands.add_parser("export-nlu", help="marked messages as Rasa NLU YAML, for review before training")
+    nlu.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+    csv = commands.add_parser("export-csv", help="the aggregates of a date range as CSV (numbers only)")
+    csv.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD")
+    csv.add_argument("--to", dest="last", required=True, metavar="YYYY-MM-DD")
+    csv.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+
+
+def _write(text: str, out: str | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    from pathlib import Path
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text, encoding="utf-8")
+
+
+def _insights(args: argparse.Namespace) -> int:
+    """Runs an ``insights`` subcommand; what is written goes to ``--out`` or stdout, counts to stderr."""
+    from clinic.db import migrate
+
+    migrate()
+    if args.insights_command == "export-nlu":
+        from clinic.insights.labels import export_nlu
+
+        document, count = export_nlu()
+        _write(document, args.out)
+        print(f"{count} marked message(s) exported.", file=sys.stderr)
+        return 0
+    from clinic.insights.export import report_csv
+    from clinic.insights.period import InvalidPeriod, parse_period
+    from clinic.insights.report import build_report
+    from clinic.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile()
+        period = parse_period(args.first, args.last, profile, datetime.now(profile.tz).date())
+    except (InvalidPeriod, ProfileError) as exc:
+        print(f"Cannot export: {exc}", file=sys.stderr)
+        return 2
+    _write(report_csv(build_report(period, profile)), args.out)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,13 +255,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge.add_argument("--days", type=_positive_days, metavar="N",
                        help="keep N days instead of retention_days (audit events keep their own period)")
     _staff_parser(sub)
+    _insights_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "migrate":
         from clinic.db import migrate
+        from clinic.insights.indexes import ensure_tracker_indexes
 
         migrate()
+        ensure_tracker_indexes()
         return 0
+    if args.command == "insights":
+        return _insights(args)
     if args.command == "escalations":
         return _escalations(args.all)
     if args.command == "staff":

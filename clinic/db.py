@@ -54,7 +54,7 @@ class Escalation(Base):
     trigger_message_id = Column(String(64))
     trigger_text = Column(Text)
     guard_reason = Column(JSON)
-    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
     resolved_at = Column(DateTime(timezone=True))
     assigned_to_id = Column(ForeignKey("staff_users.id", ondelete="SET NULL"))
@@ -106,7 +106,8 @@ class StaffUser(Base):
     username = Column(String(64), nullable=False, unique=True)
     display_name = Column(String(120), nullable=False)
     password_hash = Column(String(255), nullable=False)  # argon2id
-    is_admin = Column(Boolean, nullable=False, default=False)
+    is_admin = Column(Boolean, nullable=False, default=False)  # kept equal to role == "admin"
+    role = Column(String(16), nullable=False, default="staff", server_default="staff")  # staff | admin | manager
     is_active = Column(Boolean, nullable=False, default=True)
     failed_logins = Column(Integer, nullable=False, default=0)
     locked_until = Column(DateTime(timezone=True))
@@ -146,6 +147,25 @@ class ApiToken(Base):
     user = relationship("StaffUser")
 
 
+class PatientNote(Base):
+    """A staff note about a patient, kept across their escalations (staff only, never sent to them).
+
+    ``patient_key`` names the patient: ``phone:+1...`` on SMS, ``conversation:<id>`` elsewhere
+    (:mod:`clinic.staff.patient_notes`); ``escalation_id`` is where it was written, if anywhere.
+    """
+
+    __tablename__ = "patient_notes"
+
+    id = Column(Integer, primary_key=True)
+    patient_key = Column(String(255), nullable=False, index=True)
+    author_id = Column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    escalation_id = Column(ForeignKey("escalations.id", ondelete="SET NULL"))
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    author = relationship("StaffUser")
+
+
 class EscalationNote(Base):
     """An internal note on an escalation (staff only, never sent to the patient)."""
 
@@ -175,6 +195,8 @@ class StaffReply(Base):
     delivered_at = Column(DateTime(timezone=True))
 
     author = relationship("StaffUser")
+
+    __table_args__ = (Index("ix_staff_replies_escalation_created", "escalation_id", "created_at"),)
 
 
 class AuditEvent(Base):
@@ -246,6 +268,26 @@ class ReceivedSms(Base):
     received_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
 
 
+class SavedReply(Base):
+    """A reply template staff insert into the reply box (:mod:`clinic.staff.saved_replies`).
+
+    ``body`` keeps its ``{placeholders}``; they are filled in for each conversation. Retired
+    templates are kept (the audit trail names them) but no longer offered.
+    """
+
+    __tablename__ = "saved_replies"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(80), nullable=False)
+    body = Column(Text, nullable=False)
+    channel = Column(String(8))  # web | sms; None: every channel
+    retired = Column(Boolean, nullable=False, default=False)
+    created_by = Column(String(64))
+    updated_by = Column(String(64))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
 class BookingRequest(Base):
     """A request for staff: a consultation to book, or a change to a booking, to confirm.
 
@@ -264,7 +306,7 @@ class BookingRequest(Base):
     preferred_time_text = Column(String(200))
     preferred_time = Column(DateTime(timezone=True))
     status = Column(String(16), nullable=False, default="requested")  # requested | confirmed | cancelled
-    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
     # schema 0004: booking and scheduling hand-off
     code = Column(String(12))  # the patient's booking code (reschedule / cancel)
     kind = Column(String(16), nullable=False, default="book", server_default="book")
@@ -315,7 +357,7 @@ class Booking(Base):
     ends_at = Column(DateTime(timezone=True), nullable=False)
     chair = Column(Integer)
     status = Column(String(16), nullable=False, default="booked")  # booked | pending | cancelled
-    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
     cancelled_at = Column(DateTime(timezone=True))
     cancelled_by = Column(String(64))  # "patient" or a staff username
@@ -330,6 +372,26 @@ class Booking(Base):
             postgresql_where=text("status = 'booked'"),
         ),
     )
+
+
+class InsightLabel(Base):
+    """The intent an admin says an unanswered patient message should have had (clinic insights).
+
+    It points at the message in the tracker store (``event_id``) and holds no text: the NLU export
+    reads the text from there. Purged with the conversations (``message_at``, :mod:`clinic.retention`).
+    """
+
+    __tablename__ = "insight_labels"
+
+    id = Column(Integer, primary_key=True)
+    event_id = Column(Integer, nullable=False)
+    conversation_id = Column(String(255), nullable=False)
+    intent = Column(String(64), nullable=False)
+    message_at = Column(DateTime(timezone=True), nullable=False, index=True)
+    labelled_by = Column(String(64))
+    labelled_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("event_id", name="uq_insight_labels_event"),)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook

@@ -18,6 +18,9 @@ What is deleted (``retention_days`` in clinic.yml, default 365; ``--days`` overr
 - **Received SMS ids** (Twilio ``MessageSid``s kept to ignore re-deliveries) after
   :data:`RECEIVED_SMS_DAYS` days, or the retention period if shorter: Twilio re-delivers within
   minutes, not days.
+- **Intents marked on unanswered messages** (clinic insights) whose message is older than the
+  cutoff: they name the conversation, and the message they point at is purged with it.
+- **Notes on a patient** (kept across their escalations) written before the cutoff, each on its own.
 - **Staff sessions** that have expired (whatever the setting).
 - **Audit events** (who viewed, claimed, replied; never patient text) older than
   ``audit_retention_days`` (default max(6 years, retention_days)).
@@ -49,7 +52,9 @@ from clinic.db import (
     Escalation,
     EscalationMessage,
     EscalationNote,
+    InsightLabel,
     Notification,
+    PatientNote,
     ReceivedSms,
     SmsContact,
     StaffReply,
@@ -68,7 +73,7 @@ TRACKER_CONVERSATIONS = "conversations (tracker store)"
 TABLES = (
     TRACKER_CONVERSATIONS, TRACKER_EVENTS, "escalations", "escalation_messages", "escalation_notes",
     "staff_replies", "notifications", "bookings", "booking_requests", "sms_contacts", "received_sms",
-    "staff_sessions", "audit_events",
+    "staff_sessions", "audit_events", "insight_labels", "patient_notes",
 )
 
 
@@ -150,6 +155,8 @@ def purge(
                          ReceivedSms.received_at < max(report.cutoff, now - timedelta(days=RECEIVED_SMS_DAYS)))
         _count_or_delete(session, report, "staff_sessions", StaffSession, StaffSession.expires_at < now)
         _count_or_delete(session, report, "audit_events", AuditEvent, AuditEvent.at < report.audit_cutoff)
+        _count_or_delete(session, report, "insight_labels", InsightLabel, InsightLabel.message_at < report.cutoff)
+        _count_or_delete(session, report, "patient_notes", PatientNote, PatientNote.created_at < report.cutoff)
         if dry_run:
             session.rollback()
     logger.info(

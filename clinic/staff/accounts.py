@@ -13,6 +13,10 @@ token of the session and when it expires (after ``STAFF_IDLE_TIMEOUT_MINUTES`` w
 activity, 30 by default, and 24 hours after signing in at the latest). API tokens are random
 bearer tokens, shown once and stored as their SHA-256.
 
+Every account has a role (:data:`ROLES`) and may do what :data:`PERMISSIONS` grants it: staff
+work the inbox and bookings; admins also read the audit log, clinic insights and the messages the
+assistant could not answer; managers read clinic insights only (numbers, never a conversation).
+
 Every function returns plain frozen dataclasses, never ORM rows bound to a closed session.
 """
 
@@ -48,6 +52,18 @@ TOUCH_EVERY = timedelta(seconds=60)  # write last-seen at most once a minute per
 TOKEN_MAX_LENGTH = 256
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
+ROLES = ("staff", "admin", "manager")
+# What each role may do; a page or API route checks one of these with :func:`has_permission`.
+CONVERSATIONS = "conversations"  # the inbox, transcripts, replies, bookings with patient details
+AUDIT = "audit"  # the audit log
+INSIGHTS = "insights"  # aggregate numbers about conversations (no patient text)
+UNANSWERED = "unanswered"  # the messages the assistant could not answer, and marking their intent
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "staff": frozenset({CONVERSATIONS}),
+    "admin": frozenset({CONVERSATIONS, AUDIT, INSIGHTS, UNANSWERED}),
+    "manager": frozenset({INSIGHTS}),
+}
+
 _default_hasher: PasswordHasher | None = None
 _dummy_hashes: dict[tuple[object, ...], str] = {}
 
@@ -71,6 +87,17 @@ class StaffMember:
     is_active: bool = True
     locked_until: datetime | None = None
     last_login_at: datetime | None = None
+    role: str = "staff"  # one of ROLES; an admin's is "admin"
+
+    @property
+    def effective_role(self) -> str:
+        """The role that decides permissions (``is_admin`` alone still means admin)."""
+        return "admin" if self.is_admin else self.role
+
+
+def has_permission(member: StaffMember, permission: str) -> bool:
+    """Whether the account's role grants ``permission`` (see :data:`PERMISSIONS`)."""
+    return permission in PERMISSIONS.get(member.effective_role, frozenset())
 
 
 @dataclass(frozen=True)
@@ -212,7 +239,19 @@ def _member(user: StaffUser) -> StaffMember:
         is_active=bool(user.is_active),
         locked_until=as_utc(user.locked_until),
         last_login_at=as_utc(user.last_login_at),
+        role=user.role or ("admin" if user.is_admin else "staff"),
     )
+
+
+def _role(role: str | None, is_admin: bool) -> str:
+    """The role to store: ``role`` when given (checked), else admin or staff by ``is_admin``."""
+    if role is None:
+        return "admin" if is_admin else "staff"
+    if role not in ROLES:
+        raise StaffError(f"Unknown role {role!r}: use one of {', '.join(ROLES)}.")
+    if is_admin and role != "admin":
+        raise StaffError("An admin account has the role admin.")
+    return role
 
 
 def _by_username(session: Session, username: str, *, for_update: bool = False) -> StaffUser | None:
@@ -258,6 +297,7 @@ def create_user(
     *,
     display_name: str | None = None,
     is_admin: bool = False,
+    role: str | None = None,
     database_url: str | None = None,
     hasher: PasswordHasher | None = None,
 ) -> StaffMember:
@@ -267,14 +307,16 @@ def create_user(
         username: 2-64 characters (letters, digits, ``._-``); stored in lower case.
         password: passes :func:`check_password` (12 characters or more, not common...).
         display_name: the name patients and colleagues see (default: the username).
-        is_admin: admins may also read the audit log.
+        is_admin: admins may also read the audit log (the same as ``role="admin"``).
+        role: one of :data:`ROLES` (default: admin or staff, by ``is_admin``).
         database_url: overrides ``CLINIC_DATABASE_URL``.
         hasher: the password hasher (tests pass a cheap one).
 
     Raises:
-        StaffError: invalid username or password, or the username is taken.
+        StaffError: invalid username, password or role, or the username is taken.
     """
     name = _valid_username(username)
+    role = _role(role, is_admin)
     shown = (display_name or "").strip() or name
     if len(shown) > 120:
         raise StaffError("The display name must have at most 120 characters.")
@@ -286,7 +328,8 @@ def create_user(
                 username=name,
                 display_name=shown,
                 password_hash=password_hash,
-                is_admin=is_admin,
+                is_admin=role == "admin",
+                role=role,
                 is_active=True,
                 failed_logins=0,
             )
@@ -295,7 +338,25 @@ def create_user(
             member = _member(user)
     except IntegrityError:
         raise StaffError(f"A staff account named {name!r} already exists.") from None
-    logger.info("staff account %s created (admin=%s)", name, is_admin)
+    logger.info("staff account %s created (role %s)", name, role)
+    return member
+
+
+def set_role(username: str, role: str, *, database_url: str | None = None) -> StaffMember:
+    """Gives an account another role; its sessions end, so the new role applies at once.
+
+    Raises:
+        UnknownUser: no such account.
+        StaffError: unknown role.
+    """
+    role = _role(role, False)
+    with session_scope(database_url) as session:
+        user = _require(session, username)
+        user.role = role
+        user.is_admin = role == "admin"
+        session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+        member = _member(user)
+    logger.info("staff account %s: role %s, sessions ended", member.username, role)
     return member
 
 

@@ -28,6 +28,7 @@ ACTIONS = frozenset({
     "reauth_failed",
     "view",
     "find",
+    "inbox_view",  # a listing that showed previews of patient messages
     "claim",
     "unassign",
     "reply",
@@ -40,6 +41,14 @@ ACTIONS = frozenset({
     "booking_request_cancel",
     "booking_cancel",
     "booking_cancel_failed",
+    # insights (clinic/staff/console/insights.py): the list of messages the assistant could not answer
+    "insights_unanswered_view",
+    "insights_mark",
+    # saved replies (clinic/staff/saved_replies.py)
+    "saved_reply_create",
+    "saved_reply_edit",
+    "saved_reply_retire",
+    "saved_reply_restore",
 })
 DETAIL_MAX = 255
 

@@ -20,24 +20,34 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.expression import ColumnElement, Select
 
+from clinic.booking.scheduling import code_candidates
 from clinic.channels import SMS_CHANNEL
 from clinic.channels.sms import is_opted_out
 from clinic.clock import as_utc, utcnow
 from clinic.contact import normalize_phone
-from clinic.db import Booking, BookingRequest, Escalation, EscalationNote, StaffReply, StaffUser, session_scope
+from clinic.db import (
+    Booking,
+    BookingRequest,
+    Escalation,
+    EscalationMessage,
+    EscalationNote,
+    StaffReply,
+    StaffUser,
+    session_scope,
+)
 from clinic.rasa_api import Delivery, hand_back, send_staff_reply
 from clinic.staff import audit
 from clinic.staff.accounts import StaffMember
 from clinic.staff.notifications import NotificationStatus, failing, list_for_escalation
-from clinic.staff.transcript import TranscriptEntry, read_transcript
+from clinic.staff.transcript import ActivityWindow, PatientActivity, TranscriptEntry, patient_activity, read_transcript
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +59,7 @@ PAGE_SIZE = 200
 FIND_BY = ("any", "conversation", "phone")
 FIND_LIMIT = 100
 MAX_QUERY = 255  # the longest conversation id
+MIN_SEARCH = 3  # the shortest text looked for inside names and messages
 MAX_IDS_IN_DETAIL = 20
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE_TEXT = re.compile(r"^\+?[\d\s().-]{7,30}$")
@@ -102,7 +113,7 @@ class StaffRef:
 
 @dataclass(frozen=True)
 class EscalationSummary:
-    """An escalation as the inbox lists it (no patient text)."""
+    """An escalation as the inbox lists it; listings add the start of the latest patient message."""
 
     id: int
     conversation_id: str
@@ -119,6 +130,8 @@ class EscalationSummary:
     last_reply_at: datetime | None
     assigned_to: StaffRef | None
     resolved_by: StaffRef | None
+    preview: str | None = None  # the start of the latest patient message (from the tracker store)
+    since_reply: int = 0  # patient messages since the last staff reply (open escalations)
 
     @property
     def awaiting_reply(self) -> bool:
@@ -215,6 +228,8 @@ class Services:
         list_notifications: ``(escalation_id, database_url=...)`` -> the escalation's notifications.
         failing_notifications: ``(database_url=...)`` -> notifications that keep failing.
         is_opted_out: ``(phone, database_url=...)`` -> whether an SMS patient replied STOP.
+        patient_activity: ``(windows)`` -> the inbox rows' latest patient message and counts,
+            from Rasa's tracker store.
     """
 
     read_transcript: Callable[..., Iterable[TranscriptEntry]] = read_transcript
@@ -223,6 +238,7 @@ class Services:
     list_notifications: Callable[..., Iterable[NotificationStatus]] = list_for_escalation
     failing_notifications: Callable[..., Iterable[NotificationStatus]] = failing
     is_opted_out: Callable[..., bool] = is_opted_out
+    patient_activity: Callable[..., dict[int, PatientActivity]] = patient_activity
 
 
 services = Services()
@@ -392,8 +408,53 @@ def page_escalations(
     with session_scope(database_url) as session:
         rows = [_summary(escalation, last) for escalation, last in session.execute(query.limit(limit + 1))]
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = with_activity(rows[:limit])
     return EscalationPage(rows, _cursor(status, rows[-1]) if more else None)
+
+
+def with_activity(rows: list[EscalationSummary]) -> list[EscalationSummary]:
+    """The rows with the start of their latest patient message and the count since the last staff
+    reply, read from the tracker store for the whole page at once.
+
+    Nobody has replied yet: the count is of the messages since the escalation opened, the one that
+    escalated included. A resolved row's preview is the latest message until it was resolved (and
+    its count 0). A tracker store that cannot be read leaves the rows without (logged, no text).
+    """
+    if not rows:
+        return rows
+    windows = [
+        ActivityWindow(
+            key=row.id,
+            conversation_id=row.conversation_id,
+            since=row.last_reply_at or row.created_at,
+            until=row.resolved_at if row.status == "resolved" else None,
+            count_trigger=row.last_reply_at is None,
+        )
+        for row in rows
+    ]
+    try:
+        found = services.patient_activity(windows)
+    except Exception as exc:  # noqa: BLE001 - previews are informative: the inbox still lists the rows
+        logger.warning("inbox previews unavailable (%s)", type(exc).__name__)
+        return rows
+    return [_with(row, found.get(row.id)) for row in rows]
+
+
+def _with(row: EscalationSummary, activity: PatientActivity | None) -> EscalationSummary:
+    if activity is None:
+        return row
+    return replace(row, preview=activity.preview, since_reply=activity.since_count if row.status == "open" else 0)
+
+
+def record_listing(rows: list[EscalationSummary], user: StaffMember, *, via: str = "console",
+                   database_url: str | None = None) -> None:
+    """Audits a listing that showed patient text (previews); one without any is not recorded."""
+    shown = [row.id for row in rows if row.preview]
+    if not shown:
+        return
+    ids = ", ".join(str(escalation_id) for escalation_id in shown[:MAX_IDS_IN_DETAIL])
+    more = f" and {len(shown) - MAX_IDS_IN_DETAIL} more" if len(shown) > MAX_IDS_IN_DETAIL else ""
+    audit.record(database_url, user, "inbox_view", None, _detail(via, f"previews of {ids}{more}"))
 
 
 def _listing(status: str, filter: str, user: StaffMember | None) -> Select:  # noqa: A002
@@ -469,17 +530,23 @@ def find_escalations(
     database_url: str | None = None,
     limit: int = FIND_LIMIT,
 ) -> list[EscalationSummary]:
-    """Escalations of one patient, open first then latest first, recorded in the audit log.
+    """Escalations of one patient, or about something, open first then latest first, recorded in the audit log.
 
     A phone number is read with ``phonenumbers`` (US numbers without the country code) and
     finds the SMS conversation of that number (also as a Twilio address, ``whatsapp:+1...``)
     and every conversation whose booking or booking request gave that number.
 
+    Other text (``by="any"``) finds the conversation with that id, the conversations of a
+    booking or booking request with that booking code (typed any way) or with the text in its
+    name, and escalations with the text in a patient message they recorded (the one that
+    escalated, and those sent while staff held the conversation); names and messages are
+    searched from :data:`MIN_SEARCH` characters, ignoring case.
+
     Args:
-        text: a conversation id or a phone number, as typed.
+        text: a conversation id, a phone number, a name, a booking code or words, as typed.
         user: the staff member asking.
         by: ``conversation`` (the exact conversation id), ``phone``, or ``any`` (the conversation
-            id, and the phone number when ``text`` is one).
+            id, and the phone number when ``text`` is one, or else the booking code, name and text).
         via: ``console`` or ``api`` (for the audit log).
         database_url: overrides ``CLINIC_DATABASE_URL``.
         limit: at most this many.
@@ -491,23 +558,57 @@ def find_escalations(
         raise ValueError(f"by must be one of {', '.join(FIND_BY)}")
     cleaned = (text or "").strip()
     if not cleaned or len(cleaned) > MAX_QUERY or _CONTROL.search(cleaned):
-        raise InvalidQuery(f"Type a conversation id or a phone number (at most {MAX_QUERY} characters).")
+        raise InvalidQuery(
+            f"Type a conversation id, a phone number, a name, a booking code or words of a message (at most "
+            f"{MAX_QUERY} characters)."
+        )
     phone = _phone_number(cleaned) if by != "conversation" else None
     if by == "phone" and phone is None:
         raise InvalidQuery("That is not a phone number the clinic can read (for example +1 312 555 0123).")
+    where, kind = _of_patient(None if by == "phone" else cleaned, phone), "phone" if phone else "conversation id"
+    if phone is None and by == "any":
+        where, kind = or_(where, _mentioning(cleaned)), "conversation id, name, booking code or text"
     query = (
         _with_last_reply()
-        .where(_of_patient(None if by == "phone" else cleaned, phone))
+        .where(where)
         .order_by((Escalation.status == "open").desc(), Escalation.created_at.desc(), Escalation.id.desc())
         .limit(max(1, limit))
     )
     with session_scope(database_url) as session:
         rows = [_summary(escalation, last) for escalation, last in session.execute(query)]
         ids = ", ".join(str(row.id) for row in rows[:MAX_IDS_IN_DETAIL])
-        detail = f"by {'phone' if phone else 'conversation id'}: {len(rows)} found{f' ({ids})' if ids else ''}"
+        detail = f"by {kind}: {len(rows)} found{f' ({ids})' if ids else ''}"
+        # the words typed are kept only when they are an id or a number: a name or message text is patient data
+        by_id = by == "conversation" or any(row.conversation_id == cleaned for row in rows)
+        looked_up = phone or (cleaned if by_id else None)
         audit.record(session, user, "find", rows[0] if len(rows) == 1 else None, _detail(via, detail),
-                     conversation_id=phone or cleaned)
-    return rows
+                     conversation_id=looked_up)
+    return with_activity(rows)
+
+
+def _mentioning(text: str) -> ColumnElement[bool]:
+    """Escalations of a booking code, or with ``text`` in a booking's name or a recorded patient message."""
+    codes = code_candidates(text)[:5]
+    found = [
+        Escalation.conversation_id.in_(select(model.conversation_id).where(model.code.in_(codes)))
+        for model in (Booking, BookingRequest)
+    ] if codes else []
+    if len(text) >= MIN_SEARCH:
+        needle = text.lower()
+        found += [
+            Escalation.conversation_id.in_(
+                select(model.conversation_id).where(func.lower(model.full_name).contains(needle, autoescape=True))
+            )
+            for model in (Booking, BookingRequest)
+        ]
+        found += [
+            func.lower(Escalation.trigger_text).contains(needle, autoescape=True),
+            Escalation.id.in_(
+                select(EscalationMessage.escalation_id)
+                .where(func.lower(EscalationMessage.text).contains(needle, autoescape=True))
+            ),
+        ]
+    return or_(*found) if found else false()
 
 
 def _phone_number(text: str) -> str | None:

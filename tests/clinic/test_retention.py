@@ -21,7 +21,9 @@ from clinic.db import (
     Escalation,
     EscalationMessage,
     EscalationNote,
+    InsightLabel,
     Notification,
+    PatientNote,
     ReceivedSms,
     SmsContact,
     StaffReply,
@@ -52,7 +54,8 @@ MODELS = {
     "escalations": Escalation, "escalation_messages": EscalationMessage, "escalation_notes": EscalationNote,
     "staff_replies": StaffReply, "notifications": Notification, "bookings": Booking,
     "booking_requests": BookingRequest, "sms_contacts": SmsContact, "received_sms": ReceivedSms,
-    "staff_sessions": StaffSession, "audit_events": AuditEvent,
+    "staff_sessions": StaffSession, "audit_events": AuditEvent, "insight_labels": InsightLabel,
+    "patient_notes": PatientNote,
 }
 
 
@@ -127,6 +130,10 @@ def seeded(database_url: str) -> str:
             SmsContact(phone="+13125550122", opted_out=False, created_at=RECENT, updated_at=RECENT),
             StaffSession(token_hash="a" * 64, user_id=staff.id, csrf_token="c", expires_at=NOW - timedelta(hours=1)),
             StaffSession(token_hash="b" * 64, user_id=staff.id, csrf_token="c", expires_at=NOW + timedelta(hours=1)),
+            InsightLabel(event_id=1, conversation_id="idle-conversation", intent="faq_safety", message_at=OLD),
+            InsightLabel(event_id=2, conversation_id="recent-conversation", intent="faq_safety", message_at=RECENT),
+            PatientNote(patient_key="phone:+13125550123", text="prefers mornings", created_at=OLD),
+            PatientNote(patient_key="phone:+13125550123", text="asked about parking", created_at=RECENT),
             AuditEvent(at=OLD, action="view", escalation_id=1, username="dana"),
             AuditEvent(at=ANCIENT, action="view", escalation_id=1, username="dana"),
         ])
@@ -136,7 +143,8 @@ def seeded(database_url: str) -> str:
 EXPECTED = {
     TRACKER_CONVERSATIONS: 1, TRACKER_EVENTS: 4, "escalations": 1, "escalation_messages": 1,
     "escalation_notes": 1, "staff_replies": 1, "notifications": 1, "bookings": 1, "booking_requests": 2,
-    "sms_contacts": 1, "received_sms": 0, "staff_sessions": 1, "audit_events": 1,
+    "sms_contacts": 1, "received_sms": 0, "staff_sessions": 1, "audit_events": 1, "patient_notes": 1,
+    "insight_labels": 1,
 }
 
 
@@ -238,3 +246,17 @@ def test_the_report_holds_counts_only(seeded: str) -> None:
     assert "Dry run: nothing was deleted" in text and "Kept on purpose" in text
     assert "SMS opt-outs (STOP): 1" in text
     assert "Ana" not in text and "555" not in text and "lithium" not in text
+
+
+def test_notes_on_a_patient_older_than_the_period_are_purged(tmp_path: Path, sqlite_url: str) -> None:
+    tracker = f"sqlite:///{tmp_path / 'no-conversations-yet.db'}"
+    with session_scope(sqlite_url) as session:
+        session.add_all([PatientNote(patient_key="phone:+13125550123", text="old", created_at=OLD),
+                         PatientNote(patient_key="phone:+13125550123", text="recent", created_at=NOW)])
+
+    report = purge(now=NOW, database_url=sqlite_url, tracker_url=tracker)
+
+    with session_scope(sqlite_url) as session:
+        assert list(session.execute(select(PatientNote.text)).scalars()) == ["recent"]
+    assert report.deleted["patient_notes"] == 1
+    get_engine(tracker).dispose()

@@ -90,7 +90,8 @@ def test_staff_answer_an_escalated_patient_and_hand_the_conversation_back(consol
 
         # A new patient message appears live; its HTML is shown as text and never runs.
         patient.say(f"hello? {XSS}")
-        assert patient.replies(wait=3) == []  # the assistant stays quiet while staff hold it
+        held = patient.replies(wait=3)  # no answer while staff hold it, only the acknowledgement
+        assert len(held) == 1 and "Your message is with our team" in held[0]
         expect(transcript).to_contain_text(XSS, timeout=20_000)
         assert page.evaluate("window.__xss") is None
         shot(page, "conversation")

@@ -20,10 +20,13 @@ from starlette.routing import Route
 
 from clinic.clock import utcnow
 from clinic.staff import inbox
-from clinic.staff.accounts import StaffMember
-from clinic.staff.console import serialize
+from clinic.staff.accounts import INSIGHTS, StaffMember
+from clinic.staff.console import insights, serialize
 from clinic.staff.console.auth import principal
 from clinic.staff.console.responses import json_error
+from clinic.staff.console.roles import require
+
+FIND_PARAMS = {"conversation_id": "conversation", "phone": "phone", "q": "any"}  # -> inbox.find_escalations(by=)
 
 
 def _database_url(request: Request) -> str:
@@ -77,15 +80,26 @@ async def me(request: Request) -> Response:
     user = _user(request)
     return JSONResponse({
         "id": user.id, "username": user.username, "display_name": user.display_name, "is_admin": user.is_admin,
+        "role": user.effective_role,
     })
+
+
+async def get_insights(request: Request) -> Response:
+    """``GET /api/insights?from=YYYY-MM-DD&to=YYYY-MM-DD``: every aggregate of the Insights page
+    (no patient text), for admins and managers; days in the clinic's time zone (default: the last 30)."""
+    require(request, INSIGHTS, insights.NOT_INSIGHTS)
+    period = insights.period_of(request)
+    return JSONResponse(await run_in_threadpool(insights.report_for, request, period))
 
 
 async def list_escalations(request: Request) -> Response:
     """``GET /api/escalations?status=open|resolved&filter=all|mine|unassigned&cursor=&limit=``:
-    a page of the inbox (``next``: the next page's URL, or null), or with ``conversation_id=``
-    or ``phone=`` one patient's escalations of every status (audited)."""
+    a page of the inbox (``next``: the next page's URL, or null; each row with ``preview``, the
+    start of the latest patient message, and ``since_reply``, audited when previews are shown), or
+    with ``conversation_id=``, ``phone=`` or ``q=`` (an id, phone, name, booking code or words of a
+    patient message) the escalations found, of every status (audited)."""
     params = request.query_params
-    finding = [name for name in ("conversation_id", "phone") if name in params]
+    finding = [name for name in FIND_PARAMS if name in params]
     if finding:
         return await _find(request, finding)
     status = params.get("status", "open")
@@ -107,14 +121,16 @@ async def list_escalations(request: Request) -> Response:
         if "limit" in params:
             query["limit"] = raw_limit
         next_url = f"/api/escalations?{urlencode(query)}"
+    await run_in_threadpool(inbox.record_listing, page.rows, _user(request), via="api",
+                            database_url=_database_url(request))
     return JSONResponse({"escalations": [_summary(row) for row in page.rows], "next": next_url})
 
 
 async def _find(request: Request, finding: list[str]) -> Response:
-    """``conversation_id=`` or ``phone=``: every escalation of that patient, open first (audited)."""
+    """``conversation_id=``, ``phone=`` or ``q=``: every escalation found, open first (audited)."""
     if len(finding) > 1 or any(name in request.query_params for name in ("status", "filter", "cursor", "limit")):
-        raise HTTPException(400, "Give conversation_id or phone alone (they list escalations of every status).")
-    by = "conversation" if finding[0] == "conversation_id" else "phone"
+        raise HTTPException(400, "Give conversation_id, phone or q alone (they list escalations of every status).")
+    by = FIND_PARAMS[finding[0]]
     rows = await _call(inbox.find_escalations, request.query_params[finding[0]], _user(request), by=by, via="api",
                        database_url=_database_url(request))
     return JSONResponse({"escalations": [_summary(row) for row in rows], "next": None})
@@ -205,6 +221,7 @@ def routes() -> list[Route]:
     escalation = "/api/escalations/{escalation_id:int}"
     return [
         Route("/api/me", me, methods=["GET"], name="api_me"),
+        Route("/api/insights", get_insights, methods=["GET"], name="api_insights"),
         Route("/api/escalations", list_escalations, methods=["GET"], name="api_escalations"),
         Route(escalation, get_escalation, methods=["GET"], name="api_escalation"),
         Route(f"{escalation}/claim", claim, methods=["POST"], name="api_claim"),

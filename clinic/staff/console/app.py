@@ -30,12 +30,14 @@ from clinic.settings import (
     staff_trusted_proxies,
     supervisor_status_file,
 )
+from clinic.staff.accounts import has_permission
 from clinic.staff.accounts import idle_timeout as configured_idle_timeout
-from clinic.staff.console import api, bookings, views
+from clinic.staff.console import api, bookings, insights, patients, saved_replies, views
 from clinic.staff.console.auth import AuthMiddleware
 from clinic.staff.console.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, SecurityHeadersMiddleware
 from clinic.staff.console.reauth import PasswordConfirmations
 from clinic.staff.console.responses import error_response
+from clinic.staff.console.roles import RoleMiddleware
 from clinic.staff.console.serialize import channel_label, duration, iso, reason_label
 from clinic.staff.console.throttle import SignInThrottle
 from clinic.supervision import restart_notices
@@ -132,6 +134,9 @@ def create_app(
         *views.routes(),
         *api.routes(),
         *bookings.routes(),
+        *patients.routes(),
+        *saved_replies.routes(),
+        *insights.routes(),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
     middleware = [
@@ -140,6 +145,7 @@ def create_app(
         Middleware(RequestLimitsMiddleware, max_body_bytes=None, request_timeout=console_request_timeout(),
                    response_timeout=console_response_timeout()),
         Middleware(AuthMiddleware, database_url=url, secure_cookies=secure_cookies, idle_timeout=idle),
+        Middleware(RoleMiddleware),  # inside AuthMiddleware: the account is known
     ]
     app = Starlette(
         routes=routes,
@@ -151,4 +157,5 @@ def create_app(
     # base.html's notice of servers the launcher restarted
     app.state.templates.env.globals["restart_notices"] = lambda: restart_notices(
         supervisor_status_file(), config.profile().tz)
+    app.state.templates.env.globals["can"] = has_permission  # base.html's navigation by role
     return app

@@ -77,7 +77,9 @@ def new_patient_message(summary: EscalationSummary) -> bool:
 
 
 def summary(item: EscalationSummary, now: datetime) -> dict[str, Any]:
-    """An escalation in the inbox's and the API's JSON (no patient text)."""
+    """An escalation in the inbox's and the API's JSON; ``preview`` is the start of the latest
+    patient message (listings only, None elsewhere) and ``since_reply`` how many patient messages
+    arrived since the last staff reply."""
     return {
         "id": item.id,
         "url": f"/escalations/{item.id}",
@@ -102,6 +104,8 @@ def summary(item: EscalationSummary, now: datetime) -> dict[str, Any]:
         "new_patient_message": new_patient_message(item),
         "assigned_to": staff_ref(item.assigned_to),
         "resolved_by": staff_ref(item.resolved_by),
+        "preview": item.preview,
+        "since_reply": item.since_reply,
     }
 
 

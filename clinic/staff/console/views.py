@@ -28,7 +28,7 @@ from clinic.staff.accounts import (
     lookup_session,
     verify_login,
 )
-from clinic.staff.console import reauth, serialize
+from clinic.staff.console import patients, reauth, saved_replies, serialize
 from clinic.staff.console.addresses import client_address
 from clinic.staff.console.auth import (
     LOGIN_COOKIE,
@@ -309,6 +309,8 @@ async def inbox_page(request: Request) -> Response:
         return await _found_page(request, request.query_params["find"])
     show, cursor = _show_and_cursor(request, strict=False)
     data = await _inbox_call(_inbox_data, _config(request).database_url, _user(request), show, cursor)
+    await run_in_threadpool(inbox.record_listing, data["rows"], _user(request), via="console",
+                            database_url=_config(request).database_url)
     tabs = [(key, label, COUNT_KEYS.get(key)) for key, (_s, _f, label) in SHOW.items()]
     poll = {"show": show, **({"cursor": cursor} if cursor else {})}
     context = {
@@ -327,7 +329,8 @@ async def inbox_page(request: Request) -> Response:
 
 
 async def _found_page(request: Request, text: str) -> Response:
-    """The escalations of a conversation id or phone number (the look-up is audited)."""
+    """The escalations of a conversation id, phone number, name or booking code, or with words in a
+    patient message (the look-up is audited)."""
     config, user = _config(request), _user(request)
     error, rows = None, []
     try:
@@ -344,7 +347,7 @@ async def _found_page(request: Request, text: str) -> Response:
         "tabs": [(key, label, COUNT_KEYS.get(key)) for key, (_s, _f, label) in SHOW.items()],
         "failing": [],
         "next": None,
-        "empty_text": "No escalation of this conversation or phone number.",
+        "empty_text": "No escalation found for this conversation id, phone number, name, booking code or text.",
         "now": utcnow(),
         "nav": "inbox",
         "new_patient_message": serialize.new_patient_message,
@@ -355,7 +358,8 @@ async def _found_page(request: Request, text: str) -> Response:
 
 async def inbox_json(request: Request) -> Response:
     """What the inbox page polls: its rows (the same page), the next page's link, the tab counts
-    and failing notifications."""
+    and failing notifications. Not audited: it refreshes the page whose view was (as the
+    conversation page's updates do)."""
     show, cursor = _show_and_cursor(request, strict=True)
     data = await _inbox_call(_inbox_data, _config(request).database_url, _user(request), show, cursor)
     now = utcnow()
@@ -401,6 +405,10 @@ async def _conversation(
         "language_label": serialize.language_label,
         "reply_labels": serialize.REPLY_STATUS_LABELS,
         "nav": "inbox",
+        "patient_note_error": None,
+        "patient_note_text": "",
+        **await patients.page_context(request, detail.summary.id),
+        **await saved_replies.reply_box_context(request, detail.summary),
     }
     context.update(extra)
     return _render(request, "conversation.html", context, status)

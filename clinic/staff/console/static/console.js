@@ -127,6 +127,7 @@
       reason.appendChild(el("span", "tag", "No reply yet"));
     }
     row.appendChild(reason);
+    row.appendChild(previewCell(item));
 
     var rule = el("td", "mono", item.guard_rule || "—");
     rule.dataset.label = "Guard rule";
@@ -155,6 +156,27 @@
     else assignee.appendChild(el("span", "muted", "Unassigned"));
     row.appendChild(assignee);
     return row;
+  }
+
+  /* The start of the latest patient message and how many arrived since the last staff reply
+     (as inbox.html renders them). */
+  function previewCell(item) {
+    var cell = el("td", "preview-cell");
+    cell.dataset.label = "Latest patient message";
+    if (item.preview) {
+      var text = el("p", "preview", item.preview);
+      if (item.language_label) text.lang = item.language;
+      cell.appendChild(text);
+    }
+    if (item.status === "open" && item.since_reply) {
+      var count = el("p", "since-reply");
+      count.dataset.sinceReply = String(item.since_reply);
+      count.appendChild(el("span", "badge badge-waiting", item.since_reply));
+      count.appendChild(document.createTextNode(" " + (item.since_reply === 1 ? "message" : "messages") + " " +
+        (item.last_reply_at ? "since the last staff reply" : "with no staff reply yet")));
+      cell.appendChild(count);
+    }
+    return cell;
   }
 
   function renderBanner(failing) {
@@ -307,6 +329,37 @@
     }, CONVERSATION_EVERY_MS);
   }
 
+  // ---------------------------------------------------------------- saved replies
+
+  /* The conversation page's saved replies: the chosen one (filled in by the server) goes into the
+     reply box at the cursor, replacing any selection, for staff to edit before sending. */
+  function setUpSavedReplies() {
+    var picker = document.getElementById("saved-reply");
+    var insert = document.getElementById("saved-reply-insert");
+    if (!picker || !insert) return;
+    var box = document.getElementById(picker.dataset.insertInto);
+    if (!box) return;
+    document.getElementById("saved-replies").hidden = false;
+    insert.addEventListener("click", function () {
+      var option = picker.options[picker.selectedIndex];
+      if (!option || !option.value) { picker.focus(); return; }
+      var text = option.dataset.text || "";
+      var start = box.selectionStart, end = box.selectionEnd;
+      if (typeof start !== "number" || !box.dataset.touched) start = end = box.value.length;  // not placed: append
+      var before = box.value.slice(0, start), after = box.value.slice(end);
+      var gap = before && !/\s$/.test(before) ? "\n\n" : "";
+      box.value = before + gap + text + after;
+      var caret = (before + gap + text).length;
+      box.focus();
+      box.setSelectionRange(caret, caret);
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+      picker.selectedIndex = 0;
+    });
+    ["keyup", "mouseup", "select"].forEach(function (name) {
+      box.addEventListener(name, function () { box.dataset.touched = "1"; });
+    });
+  }
+
   // ---------------------------------------------------------------- forms
 
   function setUpForms() {
@@ -342,6 +395,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
     setUpForms();
+    setUpSavedReplies();
     var main = document.getElementById("main");
     if (!main || !window.fetch) return;
     if (main.dataset.page === "inbox") startInbox(main);

@@ -27,7 +27,8 @@ def test_a_valid_token(api: TestClient) -> None:
     response = api.get("/api/me")
 
     assert response.status_code == 200
-    assert response.json() == {"id": 1, "username": "sam", "display_name": "Sam Staff", "is_admin": False}
+    assert response.json() == {"id": 1, "username": "sam", "display_name": "Sam Staff", "is_admin": False,
+                               "role": "staff"}
 
 
 @pytest.mark.parametrize("header", [None, "wrong-token", ""])

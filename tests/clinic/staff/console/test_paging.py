@@ -201,11 +201,11 @@ def test_the_inbox_finds_by_phone_or_conversation_id(
 
     assert sorted(_row_ids(by_phone.text)) == sorted([patients["sms"], patients["booked"]])
     assert _row_ids(by_id.text) == [patients["other"]]
-    assert _row_ids(nothing.text) == [] and "No escalation of this conversation or phone number." in nothing.text
+    assert _row_ids(nothing.text) == [] and "No escalation found" in nothing.text
     assert "data-poll-url" not in by_phone.text  # a look-up is not polled (each one is audited)
     assert [e.detail for e in audit.list_events(db, action="find")] == [
-        "by conversation id: 0 found; via console",
-        f"by conversation id: 1 found ({patients['other']}); via console",
+        "by conversation id, name, booking code or text: 0 found; via console",
+        f"by conversation id, name, booking code or text: 1 found ({patients['other']}); via console",
         f"by phone: 2 found ({patients['booked']}, {patients['sms']}); via console",
     ]
 
@@ -219,7 +219,7 @@ def test_the_inbox_page_has_a_find_box(staff_browser: Browser) -> None:
 def test_an_empty_look_up_is_explained(staff_browser: Browser) -> None:
     response = staff_browser.get("/", params={"find": "   "})
 
-    assert response.status_code == 400 and "Type a conversation id or a phone number" in response.text
+    assert response.status_code == 400 and "Type a conversation id, a phone number" in response.text
 
 
 def test_page_escalations_refuses_a_limit_over_the_page_size(db: str) -> None:
