@@ -64,7 +64,8 @@ _PERSONAL_QUESTION = re.compile(
     r"brother|sister|grandma|grandpa|mum|boyfriend|girlfriend)\b"
     r"|\b(?:for|to|on|in|with) me\b|\bmy (?:body|case|condition|situation|heart|health|meds|medications?|dose|"
     r"symptoms?|history)\b"
-    r"|\b(?:can|could|should|would|may|will) i (?:do|get|have|take|try|use|start|stop|be|qualify|handle)\b"
+    r"|\b(?:can|could|should|would|may|will) i "
+    r"(?:do|get|have|take|try|use|start|stop|be|qualify|handle|keep|continue|still)\b"
     r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
     r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bnormal\b|\bworr(?:y|ied)\b"
     r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",

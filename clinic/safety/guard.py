@@ -76,6 +76,14 @@ _TAKING_WORDS = frozenset(
     {"on", "take", "taking", "prescribe", "use", "stop", "quit", "switch", "wean", "taper", "try", "smoke", "drink",
      "need", "tomo", "tomando", "toma", "recetaron", "uso", "usando"}
 )
+# A text message often drops its "I": "got a pacemaker, does that matter", "been dealing with
+# migraines for years". A message (or sentence) opening with such a verb speaks of the writer,
+# unless it asks about someone ("have you...", "had any patients...").
+_DROPPED_SUBJECT = re.compile(
+    r"^\W*(?:got|have|had|been|diagnosed|dealing|struggling|suffering|living)\s+"
+    r"(?!(?:you|u|ya|ur|your|yall|y'all|any|anyone|anybody|people|patients|others|they|we|there)\b)",
+    re.IGNORECASE,
+)
 _HAVING_WORDS = frozenset(
     {"have", "be", "'m", "'s", "diagnose", "history", "suffer", "with", "get", "deal", "struggle",
      "tengo", "tiene", "padezco", "sufro", "diagnosticaron", "con"}
@@ -412,6 +420,8 @@ class LexiconGuard:
     def _medical(self, doc: Doc, text: str, spans: dict[str, list[Span]], result: GuardResult) -> GuardResult:
         get = lambda label: spans.get(label, [])  # noqa: E731
         personal = get("PERSONAL") + get("RELATIVE")
+        if not personal and _DROPPED_SUBJECT.match(text):
+            personal = [doc[:1]]
         experiential = [s for s in personal if not _only_hypothetical(s)] + get("RELATIVE")
         cue = get("SUITABILITY") + get("VERDICT")
         dose_numbers = _DOSE_RE.findall(text)

@@ -356,8 +356,10 @@ def test_a_personal_preamble_before_a_general_question_is_not_medical(
         (["Since my last session I've had nightmares for days.", "Is this a side effect?"], "faq_side_effects"),
         (["I have a heart condition and high blood pressure.", "Is ketamine safe?"], "faq_safety"),
         (["My son has epilepsy.", "Would it help him?"], "faq_conditions_treated"),
+        (["I take adderall every morning for work.", "Could I still go on with it between infusions?"],
+         "faq_treatment_process"),
     ],
-    ids=["what-the-writer-described", "clinical-topic-after-own-condition", "a-relative"],
+    ids=["what-the-writer-described", "clinical-topic-after-own-condition", "a-relative", "own-medicine-kept"],
 )
 def test_a_question_that_depends_on_the_preamble_stays_medical(
     component: SafetyGuard, sentences: list[str], question_intent: str
