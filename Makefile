@@ -27,7 +27,7 @@ MODEL_INPUTS := config.yml domain.yml $(sort $(wildcard data/*.yml data/nlu/*.ym
 MODEL_HASH   := $(shell cat $(MODEL_INPUTS) | sha256sum | cut -c1-16)
 MODEL        := models/clinic-$(MODEL_HASH).tar.gz
 
-.PHONY: run run-prod nginx test lint train eval validate pytest stories escalations reconcile answers db deps web-deps chromium clean help bench purge
+.PHONY: run run-prod nginx deploy-tools test lint train eval validate pytest stories escalations reconcile answers db deps web-deps chromium clean help bench purge
 
 help:
 	@echo "make run          start the assistant (Rasa, action server, staff console, chat widget) on SQLite"
@@ -94,6 +94,12 @@ nginx:
 		$(SUDO) apt-get install -y --no-install-recommends nginx || \
 		($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends nginx)
 
+# What the deployment tests check the shipped files with: `nginx -t` and `systemd-analyze verify`
+# (Debian's systemd package; installing it starts nothing in a container).
+deploy-tools: nginx
+	@command -v systemd-analyze >/dev/null || $(SUDO) apt-get install -y --no-install-recommends systemd || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends systemd)
+
 # Settings in pyproject.toml. Runs first in `make test`: it takes seconds, the rest takes minutes.
 lint: $(DEPS)
 	$(PY) -m ruff check .
@@ -102,7 +108,7 @@ lint: $(DEPS)
 validate: $(DEPS)
 	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 
-pytest: $(MODEL) db $(WEB_DEPS) $(CHROMIUM) nginx
+pytest: $(MODEL) db $(WEB_DEPS) $(CHROMIUM) deploy-tools
 	CLINIC_MODEL=$(MODEL) $(PY) -m pytest
 
 stories: $(MODEL)
