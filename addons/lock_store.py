@@ -18,7 +18,8 @@ dies mid-message, the other instances wait up to a minute before they may serve 
 conversation, while the patient's retried message (nginx sends it to a live instance) waits
 behind it. Here a ticket is a short lease (:data:`LEASE_SECONDS`) its holder renews while it
 waits and works: a live instance keeps its turn however long a message takes, a dead one loses it
-within seconds.
+within seconds. (An instance whose event loop is stuck for longer than the lease loses its turn
+too, as with Rasa's own tickets after a minute.)
 """
 
 from __future__ import annotations
