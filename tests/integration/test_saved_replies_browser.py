@@ -9,37 +9,15 @@ Screenshots: results/browser/saved-replies-*.png.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from playwright.sync_api import Page, expect
 
 from clinic.launcher import Stack
-from tests.integration.conftest import free_port
 from tests.integration.patient import SocketPatient
 from tests.integration.test_staff_console_browser import PASSWORD, SHOTS
-from tests.integration.test_staff_console_browser import page as page  # noqa: F401 - the browser page fixture
 
-
-@pytest.fixture(scope="module")
-def stack(model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The assistant, its action server and the staff console, with one staff account."""
-    var = tmp_path_factory.mktemp("saved-replies")
-    env = {
-        "CLINIC_VAR_DIR": str(var),
-        "CLINIC_DATABASE_URL": f"sqlite:///{var}/clinic.db",
-        "TRACKER_STORE_URL": f"sqlite:///{var}/tracker.db",
-        "STAFF_NOTIFIERS": "",
-    }
-    from clinic.db import migrate
-    from clinic.staff.accounts import create_user
-
-    migrate(env["CLINIC_DATABASE_URL"])
-    create_user("dana", PASSWORD, display_name="Dana Ruiz", database_url=env["CLINIC_DATABASE_URL"])
-    running = Stack(model, free_port(), free_port(), env=env, quiet=True, staff_port=free_port())
-    running.start()
-    yield running
-    running.stop()
+# the browser page, and the assistant with the staff console and one staff account (a copy per module)
+from tests.integration.test_staff_console_browser import console_stack as console_stack  # noqa: F401
+from tests.integration.test_staff_console_browser import page as page  # noqa: F401
 
 
 def shot(page: Page, name: str) -> None:
@@ -47,15 +25,15 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"saved-replies-{name}.png"), full_page=True)
 
 
-def test_the_inbox_previews_and_a_saved_reply_reaches_the_patient(stack: Stack, page: Page) -> None:
-    console = f"http://localhost:{stack.staff_port}"
+def test_the_inbox_previews_and_a_saved_reply_reaches_the_patient(console_stack: Stack, page: Page) -> None:
+    console = f"http://localhost:{console_stack.staff_port}"
     page.goto(f"{console}/login")
     page.fill("#username", "dana")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("#inbox-empty")).to_be_visible()
 
-    patient = SocketPatient(stack.rasa_port)
+    patient = SocketPatient(console_stack.rasa_port)
     try:
         patient.say("i take lithium for bipolar, is ketamine safe for me?")
         assert "clinical team" in " ".join(patient.replies())
