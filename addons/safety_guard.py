@@ -13,6 +13,8 @@ It reads the whole message and each of its sentences with the lexicon guard
    The intent becomes the best non-crisis one, which the check-in resumes after a "no";
 3. a personal medical question (whole message) or a plain request for a person: intent
    ``medical_question`` / ``request_human``, unless the classifier chose something more severe.
+   A sentence written mostly in words the assistant cannot read (another language) goes to a
+   person too, with the safety check-in beside it: it could say anything.
    A personal preamble followed by a general question is not one: when the medical words sit
    only in statements and the question sentences neither fire the guard nor refer to the writer
    or a relative, the question's own intent is taken (docs/POLICY.md).
@@ -210,6 +212,12 @@ class SafetyGuard(GraphComponent):
             # the picture makes it personal: "what's this rash?" asks about the patient's own skin
             result.category, result.rule, result.matched = "medical", "with_picture", list(result.medical_terms)
             verdict |= {"category": "medical", "rule": "with_picture", "matched": result.matched}
+        unreadable = reading.get("unreadable") is not None
+        if unreadable and not result.fired:
+            # a sentence in a language the assistant cannot read may say anything: a person reads
+            # it, and the safety question (with 988 and 911) is asked meanwhile
+            result.category, result.rule = "human", "unreadable_language"
+            verdict |= {"category": "human", "rule": "unreadable_language"}
         if result.fired:
             intent = _GUARD_INTENT[result.category]
             if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
@@ -227,7 +235,8 @@ class SafetyGuard(GraphComponent):
             verdict.setdefault("context_only", "classifier")
         current = (message.get(INTENT) or {}).get("name")
         unconfirmed = (
-            risk_verdict == "confident"
+            unreadable
+            or risk_verdict == "confident"
             or (risk_verdict == "uncertain" and not self._risk_outweighed(message, reading, result))
             or (_a_sentence_reads_as_crisis(reading) and not self._read_elsewhere(message, result))
         )

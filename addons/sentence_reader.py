@@ -26,10 +26,11 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from addons.intent_ranking import promote
+from clinic.reading.language import KnownWords
 from clinic.reading.ngrams import LinearScorer, NgramFeatures
 from clinic.reading.sentences import split_sentences
 from clinic.safety.guard import default_guard
-from clinic.safety.risk import RiskModel, pieces_of
+from clinic.safety.risk import RiskModel, RiskReading, pieces_of
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class SentenceReader(GraphComponent):
         self._config = {**self.get_default_config(), **config}
         self._storage, self._resource = model_storage, resource
         self.features, self.risk, self.intents = features, risk, intents
+        self.known = KnownWords(features.words()) if features is not None else None
 
     @classmethod
     def create(
@@ -96,6 +98,7 @@ class SentenceReader(GraphComponent):
         texts = [m.get(TEXT) for m in examples]
         guard = default_guard()
         self.features, matrix = NgramFeatures.fit(texts)
+        self.known = KnownWords(self.features.words())
         seed = int(self._config["random_state"])
         self.risk = RiskModel.train(self.features, texts, [risk_label(m, guard) for m in examples], random_state=seed)
         self.intents = LinearScorer.fit(
@@ -139,15 +142,43 @@ class SentenceReader(GraphComponent):
         text = message.get(TEXT) or ""
         sentences = split_sentences(text)
         risk = self.risk.read(pieces_of(text, sentences))
+        verdict = self.risk.verdict(risk)
+        idioms: list[str] = []
+        if verdict is not None:
+            risk, verdict, idioms = self._without_idioms(text, risk, verdict)
         reading: dict[str, Any] = {
             "sentences": sentences if len(sentences) > 1 else [],
-            "risk": risk.as_dict() | {"kind": risk.kind, "verdict": self.risk.verdict(risk)},
+            "risk": risk.as_dict() | {"kind": risk.kind, "verdict": verdict} | ({"idioms": idioms} if idioms else {}),
             "thresholds": {"uncertain": self.risk.thresholds.uncertain, "confident": self.risk.thresholds.confident},
         }
+        unreadable = self.known.unreadable(sentences) if self.known is not None else None
+        if unreadable is not None:
+            reading["unreadable"] = unreadable  # index into sentences (the whole when it has one)
         if len(sentences) > 1:
             reading["sentence_intents"] = [self._intent_of(s) for s in sentences]
             self._answer_the_question_inside(message, reading["sentence_intents"])
         message.set(READING_KEY, reading, add_to_output=True)
+
+    def _without_idioms(self, text: str, risk: RiskReading, verdict: str) -> tuple[RiskReading, str | None, list[str]]:
+        """The risk reading with the message's known idioms left out, when that lowers it.
+
+        "gonna die laughing at his costume" scores high on its danger words alone; read without
+        the idiom, what is left says nothing. Anything else in the message keeps its weight:
+        "this wait is killing me, i have the pills ready" still reads as a crisis without the
+        idiom. Only idioms found as written are left out (the guard reads normalized text).
+        """
+        found = default_guard().check(text)
+        lowered = text.lower()
+        idioms = [idiom for idiom in found.idioms if idiom in lowered]
+        if found.fired or not idioms:
+            return risk, verdict, []
+        for idiom in idioms:
+            lowered = lowered.replace(idiom, " ")
+        masked = self.risk.read(pieces_of(lowered))
+        masked_verdict = self.risk.verdict(masked)
+        if masked.score >= risk.score or masked_verdict == verdict:
+            return risk, verdict, []
+        return masked, masked_verdict, idioms
 
     def _intent_of(self, sentence: str) -> dict[str, Any]:
         probabilities = self.intents.probabilities(self.features.transform(sentence))

@@ -10,8 +10,13 @@ every message, must cost microseconds and be explainable.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
 
 SPANISH = "es"
 ENGLISH = "en"
@@ -102,3 +107,39 @@ def detect_language(text: str) -> str | None:
     if english and not spanish:
         return ENGLISH
     return None
+
+
+# A sentence in a language the assistant does not read (Tagalog, Vietnamese, Haitian Creole...)
+# cannot be answered or ruled safe: too many of its words are unknown to English and to the
+# model's own training vocabulary (English and Spanish, with the patients' shorthand).
+UNREADABLE_SHARE = 0.6
+UNREADABLE_MIN_WORDS = 3  # "ok gracias", a name or "sige po" tells too little either way
+_VOCABULARY_WORD = re.compile(r"(?u)\b\w\w+\b")  # as the n-gram features tokenize
+
+
+class KnownWords:
+    """The words the assistant can read: English (spaCy's lookup tables, shipped with the
+    project's dependencies) and every word of the training data, folded."""
+
+    def __init__(self, training_words: Iterable[str]) -> None:
+        self._words = {fold(w) for w in training_words} | english_words()
+
+    def unreadable(self, sentences: list[str]) -> int | None:
+        """The index of the first sentence written mostly in words the assistant cannot read."""
+        for i, sentence in enumerate(sentences):
+            words = [w for w in _VOCABULARY_WORD.findall(fold(sentence)) if not w.isdigit()]
+            unknown = sum(w not in self._words for w in words)
+            if len(words) >= UNREADABLE_MIN_WORDS and unknown >= UNREADABLE_SHARE * len(words):
+                return i
+        return None
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Inflected English forms and their lemmas from spacy-lookups-data (no download)."""
+    import spacy_lookups_data
+
+    path = Path(spacy_lookups_data.__file__).parent / "data" / "en_lemma_lookup.json.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        table: dict[str, str] = json.load(handle)
+    return frozenset(fold(w) for w in (*table, *table.values()))

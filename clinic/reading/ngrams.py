@@ -59,6 +59,10 @@ class NgramFeatures:
             idf[name] = vectorizer.idf_.astype(np.float32)
         return cls(vocabularies, idf), hstack(blocks).tocsr()
 
+    def words(self) -> list[str]:
+        """The single words of the training texts (the word block's unigrams)."""
+        return [gram for gram in self._vocabularies["words"] if " " not in gram]
+
     def transform(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Column indices and values of one text's feature vector."""
         columns: list[int] = []

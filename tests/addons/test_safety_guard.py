@@ -535,3 +535,25 @@ def test_a_sentence_the_sentence_model_reads_as_crisis_asks_a_check_in(component
 
     assert message.get(GUARD_KEY)["safety"] == "checkin"
     assert message.get(INTENT)["name"] == "faq_cost_insurance"  # answered after a "no"
+
+
+def test_a_sentence_the_assistant_cannot_read_goes_to_a_person_with_a_check_in(component: SafetyGuard) -> None:
+    message = with_reading(classified("magkano po ang infusion", ("faq_cost_insurance", 0.7)), None)
+    message.get("reading")["unreadable"] = 0
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "request_human"
+    assert message.get(GUARD_KEY)["rule"] == "unreadable_language"
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+
+
+def test_an_unreadable_sentence_never_downgrades_a_medical_question(component: SafetyGuard) -> None:
+    text = "I take lithium, is ketamine safe for me? salamat po talaga sa inyo"
+    message = with_reading(classified(text, ("faq_safety", 0.6)), None)
+    message.get("reading")["unreadable"] = 1
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
+    assert message.get(GUARD_KEY)["safety"] == "checkin"

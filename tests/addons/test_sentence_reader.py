@@ -111,3 +111,30 @@ def test_a_one_sentence_message_has_no_sentence_reading(reader: SentenceReader) 
     assert reading["sentences"] == []
     assert reading["risk"]["kind"] == "emergency"
     assert "sentence_intents" not in reading
+
+
+def test_a_known_idiom_does_not_make_a_message_risky(reader: SentenceReader) -> None:
+    idiom, plain = classified("i want to die laughing today", "thanks"), classified("i want to die today", "thanks")
+
+    reader.process([idiom, plain])
+
+    assert idiom.get(READING_KEY)["risk"]["verdict"] is None
+    assert idiom.get(READING_KEY)["risk"]["idioms"] == ["die laughing"]
+    assert plain.get(READING_KEY)["risk"]["verdict"] == "confident"
+
+
+def test_an_idiom_beside_a_crisis_phrase_is_read_with_it(reader: SentenceReader) -> None:
+    message = classified("i could die laughing but honestly i want to die tonight", "thanks")
+
+    reader.process([message])
+
+    assert message.get(READING_KEY)["risk"]["verdict"] is not None
+    assert "idioms" not in message.get(READING_KEY)["risk"]
+
+
+def test_a_sentence_in_a_language_it_cannot_read_is_named(reader: SentenceReader) -> None:
+    message = classified("how do i book. pagod na pagod na po ako talaga", "book_consultation")
+
+    reader.process([message])
+
+    assert message.get(READING_KEY)["unreadable"] == 1

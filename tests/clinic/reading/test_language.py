@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clinic.reading.language import detect_language, requested_language
+from clinic.reading.language import KnownWords, detect_language, requested_language
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,41 @@ def test_an_explicit_request_switches_the_language(text: str, language: str) -> 
 
 def test_asking_whether_staff_speak_spanish_is_not_a_request_to_switch() -> None:
     assert requested_language("is there anyone at the front desk who speaks spanish for my mom") is None
+
+
+# a few words of the training data; English comes from spaCy's lookup tables, whose grammar words
+# ("me", "the") the training data always holds
+TRAINING_WORDS = ["cuanto", "cuesta", "la", "consulta", "quiero", "agendar", "una", "cita", "ketamine"]
+TRAINING_WORDS += ["me", "the", "how"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Magkano po ang bayad para sa unang session?",  # Tagalog
+        "Bao nhieu tien mot lan truyen thuoc vay?",  # Vietnamese without its accents
+        "Mwen bezwen pale ak yon moun souple",  # Haitian Creole
+    ],
+)
+def test_a_sentence_in_another_language_is_unreadable(text: str) -> None:
+    assert KnownWords(TRAINING_WORDS).unreadable([text]) == 0
+
+
+@pytest.mark.parametrize(
+    "sentences",
+    [
+        ["how much does the first infusion cost"],
+        ["cuanto cuesta la consulta?", "quiero agendar una cita"],
+        ["thx!! u guys r the best", "Dr Nguyen Thi Lan referred me"],
+        ["sige po"],  # too short to tell
+        ["ok", "555 0142 2026"],
+    ],
+)
+def test_english_spanish_shorthand_and_names_are_readable(sentences: list[str]) -> None:
+    assert KnownWords([*TRAINING_WORDS, "thx", "u", "guys", "r", "dr"]).unreadable(sentences) is None
+
+
+def test_the_unreadable_sentence_is_the_one_named() -> None:
+    sentences = ["hi, how do I book", "pagod na pagod na po ako talaga"]
+
+    assert KnownWords(TRAINING_WORDS).unreadable(sentences) == 1
