@@ -42,6 +42,9 @@ _MAX_VARIANTS = 400  # a phrase with more spelt-out variants stays a Matcher pat
 # Words that must never count as "a medicine": the treatment itself.
 _NOT_MEDICINES = frozenset({"ketamine", "esketamine", "spravato", "ketalar", "special k"})
 # Hypothetical framing ("will I feel dizzy after?") is a general aftercare question.
+_REPORTING_VERBS = frozenset({"read", "hear", "see", "learn"})
+_REPORT_FILLERS = frozenset({"been", "have", "'ve", "ve", "keep", "kept", "also", "just", "even", "already", "often"})
+_OTHERS = frozenset({"people", "ppl", "someone", "somebody", "others", "patients", "folks"})
 _HYPOTHETICAL = frozenset({"will", "would", "could", "might", "do", "does", "can"})
 _COMPARISON = frozenset(
     {"like", "than", "vs", "versus", "compare", "compared", "differ", "different", "difference",
@@ -422,7 +425,10 @@ class LexiconGuard:
         personal = get("PERSONAL") + get("RELATIVE")
         if not personal and _DROPPED_SUBJECT.match(text):
             personal = [doc[:1]]
-        experiential = [s for s in personal if not _only_hypothetical(s)] + get("RELATIVE")
+        others = any(t.lower_ in _OTHERS for t in doc)
+        experiential = [
+            s for s in personal if not _only_hypothetical(s) and not (others and _reports(doc, s))
+        ] + get("RELATIVE")
         cue = get("SUITABILITY") + get("VERDICT")
         dose_numbers = _DOSE_RE.findall(text)
         bp = _BP_RE.findall(text)
@@ -494,6 +500,16 @@ def _overlaps(a: Span, b: Span) -> bool:
 
 def _only_hypothetical(span: Span) -> bool:
     return len(span) >= 2 and span[0].lower_ in _HYPOTHETICAL
+
+
+def _reports(doc: Doc, span: Span) -> bool:
+    """Whether the writer's words are followed by a reporting verb ("I've read", "i keep hearing").
+
+    With people in general named in the message ("I've read about people having memory
+    problems"), what follows is what others have; any other reference to the writer still counts.
+    """
+    following = [t for t in doc[span.end : span.end + 3] if t.lower_ not in _REPORT_FILLERS]
+    return bool(following) and following[0].lemma_ in _REPORTING_VERBS
 
 
 def _deletes(word: str, depth: int) -> set[str]:
