@@ -73,7 +73,7 @@ _MEDICAL_LABELS = (
     "MEDICINE", "MEDICINE_WORD", "CONTRAINDICATION", "CONDITION", "PREGNANCY", "SYMPTOM",
     "AFTER_TREATMENT", "TEST", "DOSE_WORD", "VERDICT",
 )
-_PREGNANCY_WORD = re.compile(r"pregnan|breast|nursing|conceiv|ivf|embaraz|lactan|amamant|dando pecho")
+_PREGNANCY_WORD = re.compile(r"pregnan|breast|nursing|conceiv|ivf|embaraz|lactan|amamant|dando pecho|s along$")
 _POSSESSIVES = frozenset({"my", "his", "her", "their", "our", "mine", "mi", "mis", "su", "sus"})
 _TAKING_WORDS = frozenset(
     {"on", "take", "taking", "prescribe", "use", "stop", "quit", "switch", "wean", "taper", "try", "smoke", "drink",
