@@ -115,6 +115,8 @@ def detect_language(text: str) -> str | None:
 UNREADABLE_SHARE = 0.6
 UNREADABLE_MIN_WORDS = 3  # "ok gracias", a name or "sige po" tells too little either way
 _VOCABULARY_WORD = re.compile(r"(?u)\b\w\w+\b")  # as the n-gram features tokenize
+NAME_WORDS = 4  # a full name rarely has more
+_SENTENCE_MARK = re.compile(r"[.?!¿¡]")
 
 
 class KnownWords:
@@ -125,13 +127,23 @@ class KnownWords:
         self._words = {fold(w) for w in training_words} | english_words()
 
     def unreadable(self, sentences: list[str]) -> int | None:
-        """The index of the first sentence written mostly in words the assistant cannot read."""
+        """The index of the first sentence written mostly in words the assistant cannot read.
+
+        A short message of unknown words only, with no sentence punctuation, is read as a name
+        ("Nguyen Thi Minh Khai", "oluwaseun adebayo okafor"): the booking form asks for one.
+        """
         for i, sentence in enumerate(sentences):
             words = [w for w in _VOCABULARY_WORD.findall(fold(sentence)) if not w.isdigit()]
             unknown = sum(w not in self._words for w in words)
             if len(words) >= UNREADABLE_MIN_WORDS and unknown >= UNREADABLE_SHARE * len(words):
+                if len(sentences) == 1 and _looks_like_a_name(sentence, words, unknown):
+                    return None
                 return i
         return None
+
+
+def _looks_like_a_name(sentence: str, words: list[str], unknown: int) -> bool:
+    return len(words) <= NAME_WORDS and unknown == len(words) and not _SENTENCE_MARK.search(sentence)
 
 
 @lru_cache(maxsize=1)

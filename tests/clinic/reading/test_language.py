@@ -97,6 +97,14 @@ def test_english_spanish_shorthand_and_names_are_readable(sentences: list[str]) 
     assert KnownWords([*TRAINING_WORDS, "thx", "u", "guys", "r", "dr"]).unreadable(sentences) is None
 
 
+@pytest.mark.parametrize(
+    "text", ["Nguyen Thi Minh Khai", "oluwaseun adebayo okafor", "Xochitl Quetzalli Tlapalli"]
+)
+def test_a_name_alone_is_not_an_unreadable_sentence(text: str) -> None:
+    # the booking form asks for the patient's full name
+    assert KnownWords(TRAINING_WORDS).unreadable([text]) is None
+
+
 def test_the_unreadable_sentence_is_the_one_named() -> None:
     sentences = ["hi, how do I book", "pagod na pagod na po ako talaga"]
 
