@@ -117,6 +117,7 @@ UNREADABLE_MIN_WORDS = 3  # "ok gracias", a name or "sige po" tells too little e
 _VOCABULARY_WORD = re.compile(r"(?u)\b\w\w+\b")  # as the n-gram features tokenize
 NAME_WORDS = 4  # a full name rarely has more
 _SENTENCE_MARK = re.compile(r"[.?!¿¡]")
+_NOT_LANGUAGE = re.compile(r"\S+@\S+|(?:https?://|www\.)\S+", re.IGNORECASE)  # e-mail addresses, links
 
 
 class KnownWords:
@@ -133,6 +134,7 @@ class KnownWords:
         ("Nguyen Thi Minh Khai", "oluwaseun adebayo okafor"): the booking form asks for one.
         """
         for i, sentence in enumerate(sentences):
+            sentence = _NOT_LANGUAGE.sub(" ", sentence)
             words = [w for w in _VOCABULARY_WORD.findall(fold(sentence)) if not w.isdigit()]
             unknown = sum(w not in self._words for w in words)
             if len(words) >= UNREADABLE_MIN_WORDS and unknown >= UNREADABLE_SHARE * len(words):

@@ -98,10 +98,17 @@ def test_english_spanish_shorthand_and_names_are_readable(sentences: list[str]) 
 
 
 @pytest.mark.parametrize(
-    "text", ["Nguyen Thi Minh Khai", "oluwaseun adebayo okafor", "Xochitl Quetzalli Tlapalli"]
+    "text",
+    [
+        "Nguyen Thi Minh Khai",
+        "oluwaseun adebayo okafor",
+        "Xochitl Quetzalli Tlapalli",
+        "oluwaseun.okafor@yahoo.com",
+        "Nguyen Thi Minh Khai, nguyen.t.m.khai@hotmail.com",
+    ],
 )
-def test_a_name_alone_is_not_an_unreadable_sentence(text: str) -> None:
-    # the booking form asks for the patient's full name
+def test_a_name_or_an_email_address_alone_is_not_an_unreadable_sentence(text: str) -> None:
+    # the booking form asks for the patient's full name and e-mail address
     assert KnownWords(TRAINING_WORDS).unreadable([text]) is None
 
 
