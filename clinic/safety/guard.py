@@ -41,10 +41,11 @@ _MAX_VARIANTS = 400  # a phrase with more spelt-out variants stays a Matcher pat
 
 # Words that must never count as "a medicine": the treatment itself.
 _NOT_MEDICINES = frozenset({"ketamine", "esketamine", "spravato", "ketalar", "special k"})
-# Hypothetical framing ("will I feel dizzy after?") is a general aftercare question.
+# "I've read about people having...": the writer reports what others have (see _reports).
 _REPORTING_VERBS = frozenset({"read", "hear", "see", "learn"})
 _REPORT_FILLERS = frozenset({"been", "have", "'ve", "ve", "keep", "kept", "also", "just", "even", "already", "often"})
 _OTHERS = frozenset({"people", "ppl", "someone", "somebody", "others", "patients", "folks"})
+# Hypothetical framing ("will I feel dizzy after?") is a general aftercare question.
 _HYPOTHETICAL = frozenset({"will", "would", "could", "might", "do", "does", "can"})
 _COMPARISON = frozenset(
     {"like", "than", "vs", "versus", "compare", "compared", "differ", "different", "difference",
