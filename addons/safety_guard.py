@@ -53,6 +53,11 @@ CLASSIFIER_OUTWEIGHS = 0.8  # a classifier this sure of a non-crisis intent outw
 # Pleasantries are what a model falls back on for a short message it cannot place ("I have a
 # plan and a date" read as goodbye): being sure of one says nothing against a risk reading.
 _CANNOT_OUTWEIGH = frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "nlu_fallback"})
+# When the classifier cannot decide (nlu_fallback), a personal medical question that is its best
+# reading, or as likely as the best within the fallback's ambiguity margin, goes to staff: in doubt
+# between medical and anything else, medical. Below the floor the reading is noise.
+MEDICAL_IN_DOUBT = 0.1
+AMBIGUITY_MARGIN = 0.1  # as FallbackClassifier's ambiguity_threshold
 CLASSIFIER_SURE = 0.9  # a classifier this sure of a crisis, with an uncertain risk reading, is confident
 _QUESTION_START = re.compile(
     r"^\s*(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|will|would|"
@@ -156,6 +161,11 @@ class SafetyGuard(GraphComponent):
         result, by_sentence, verdict = self._read(text, sentences)
         classified = (message.get(INTENT) or {}).get("name")
         verdict["classifier_intent"] = classified
+        undecided = _readings_in_doubt(message) if classified == "nlu_fallback" else []
+        if undecided and undecided[0]["name"] == "crisis":
+            # the classifier's best reading, however unsure, is a crisis: it is asked about below
+            promote(message, undecided[0])
+            verdict["classifier_intent"] = classified = "crisis"
         if reading.get("risk"):
             verdict["risk"] = reading["risk"]
         risk_verdict = (reading.get("risk") or {}).get("verdict")
@@ -172,6 +182,9 @@ class SafetyGuard(GraphComponent):
             self._override_intent(message, "crisis")
         else:
             self._below_crisis(message, result, verdict, sentences, by_sentence, reading)
+        if (message.get(INTENT) or {}).get("name") == "nlu_fallback" and _medical_in_doubt(message):
+            self._override_intent(message, "medical_question")
+            verdict["in_doubt"] = "medical_question"
         message.set(GUARD_KEY, verdict, add_to_output=True)
         crisis = (message.get(INTENT) or {}).get("name") == "crisis"
         self._add_entities(message, text, result, crisis)
@@ -365,6 +378,24 @@ class SafetyGuard(GraphComponent):
                 }
             )
         message.set(ENTITIES, entities, add_to_output=True)
+
+
+def _readings_in_doubt(message: Message) -> list[dict[str, Any]]:
+    """The classifier's readings, best first, without the fallback it chose among them."""
+    return [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != "nlu_fallback"]
+
+
+def _medical_in_doubt(message: Message) -> bool:
+    """Whether a personal medical question is among the readings a fallback hesitated between."""
+    readings = _readings_in_doubt(message)
+    if not readings:
+        return False
+    best = float(readings[0].get("confidence") or 0)
+    return any(
+        r["name"] == "medical_question"
+        and float(r.get("confidence") or 0) >= max(MEDICAL_IN_DOUBT, best - AMBIGUITY_MARGIN)
+        for r in readings[:2]
+    )
 
 
 def _a_sentence_reads_as_crisis(reading: dict[str, Any]) -> bool:

@@ -59,6 +59,11 @@ _DOSE_RE = re.compile(
     r"\b\d+(?:[.,]\d+)?\s?(?:mg|mgs|milligrams?|mcg|micrograms?|ml|mls|milliliters?|cc|units?|"
     r"lbs?|pounds?|kgs?|kilos?|kilograms?|mg/kg)\b"
 )
+# "at 3", "3pm", "10:30", "4 p.m.": a clock time, as a scheduling sentence names it (the guard
+# reads "10:30" as "10 30" and "p.m." as "p m")
+_CLOCK_RE = re.compile(
+    r"\b(?:at\s+\d{1,2}\b|\d{1,2}(?:[:\s][0-5]\d)?\s?(?:am|pm|a\s?m|p\s?m)\b|\d{1,2}[:\s][0-5]\d\b)", re.IGNORECASE
+)
 _BP_RE = re.compile(r"\b(?:[7-9]\d|1\d\d|2[0-4]\d)\s?/\s?(?:[4-9]\d|1[0-4]\d)\b")
 _SPANISH_MARKERS = frozenset(
     "que quiero estoy tengo mi mis me para por pero como porque ya nada nadie vida morir muerto "
@@ -210,7 +215,11 @@ class LexiconGuard:
         self._add("SUITABILITY", framing.get("suitability", []))
         self._add("DOSE_WORD", framing.get("dose", []))
         self._add("TEST", framing.get("tests", []), typos=1)
-        self._add("VERDICT", _load_yaml(self._dir, "verdict.yml").get("phrases", []))
+        verdict = _load_yaml(self._dir, "verdict.yml")
+        self._add("VERDICT", verdict.get("phrases", []))
+        self._add("EVERYDAY_VERDICT", verdict.get("everyday", []))
+        self._add("SCHEDULING", verdict.get("scheduling_words", []))
+        self._add("TREATMENT", verdict.get("treatment_words", []))
 
     def _add_person_lexicons(self) -> None:
         """Requests for a person: phrases, and whole messages that only name one."""
@@ -430,12 +439,15 @@ class LexiconGuard:
         experiential = [
             s for s in personal if not _only_hypothetical(s) and not (others and _reports(doc, s))
         ] + get("RELATIVE")
-        cue = get("SUITABILITY") + get("VERDICT")
+        verdicts = get("VERDICT")
+        if get("EVERYDAY_VERDICT") and not ((get("SCHEDULING") or _CLOCK_RE.search(text)) and not get("TREATMENT")):
+            verdicts = verdicts + get("EVERYDAY_VERDICT")
+        cue = get("SUITABILITY") + verdicts
         dose_numbers = _DOSE_RE.findall(text)
         bp = _BP_RE.findall(text)
 
-        if get("VERDICT"):
-            return _fire(result, "medical", "personal_verdict", get("VERDICT"))
+        if verdicts:
+            return _fire(result, "medical", "personal_verdict", verdicts)
         medicines = get("MEDICINE")
         if medicines:
             comparison = any(t.lemma_ in _COMPARISON for t in doc)

@@ -557,3 +557,34 @@ def test_an_unreadable_sentence_never_downgrades_a_medical_question(component: S
 
     assert message.get(INTENT)["name"] == "medical_question"
     assert message.get(GUARD_KEY)["safety"] == "checkin"
+
+
+def test_a_message_the_classifier_cannot_place_between_medical_and_another_goes_to_staff(
+    component: SafetyGuard,
+) -> None:
+    text = "big fella, 6 foot 5, would they give me more than most folks get"
+    message = classified(text, ("nlu_fallback", 0.3), ("faq_cost_insurance", 0.41), ("medical_question", 0.4))
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
+    assert message.get(GUARD_KEY)["in_doubt"] == "medical_question"
+
+
+def test_a_fallback_whose_best_reading_is_a_crisis_asks_the_check_in(component: SafetyGuard) -> None:
+    message = classified("tired of all of it tbh", ("nlu_fallback", 0.3), ("crisis", 0.45), ("out_of_scope", 0.4))
+
+    component.process([with_reading(message, None)])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == "out_of_scope"
+
+
+def test_a_fallback_with_no_medical_reading_near_the_top_stays_a_fallback(component: SafetyGuard) -> None:
+    message = classified("zxq blorp", ("nlu_fallback", 0.3), ("greet", 0.2), ("faq_cost_insurance", 0.15),
+                         ("medical_question", 0.14))
+
+    component.process([with_reading(message, None)])
+
+    assert message.get(INTENT)["name"] == "nlu_fallback"
+    assert "safety" not in message.get(GUARD_KEY)

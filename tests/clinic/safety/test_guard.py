@@ -299,7 +299,48 @@ def test_spanish_everyday_and_general_messages_are_not_personal_medical(guard, t
         ("cnt breth pls", "emergency"),  # panic shorthand
         ("is it a bad idea for her with the bipolar", "medical"),  # a relative's suitability
         ("i felt super dizzy after the last session, is that ok", "medical"),  # own reaction
+        ("it has to start helping this month or else i'm done", "crisis"),  # last resort, as an ultimatum
     ],
 )
 def test_kinds_found_missing_by_a_blind_set(guard, text: str, category: str) -> None:
+    assert guard.check(text).category == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "wednesday is good for me",
+        "would 4:30 work for me",
+        "any morning next week is fine for my dad",
+        "the 2pm slot is ok for me",
+        "el viernes en la tarde esta bien para mi",
+    ],
+)
+def test_a_time_that_suits_the_writer_is_not_a_medical_verdict(guard, text: str) -> None:
+    assert guard.check(text).category is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is it ok for me",
+        "would this treatment work for me",
+        "is a morning infusion good for me",
+        "is ketamine safe for me on tuesday",
+    ],
+)
+def test_the_same_words_about_the_treatment_are_a_medical_verdict(guard, text: str) -> None:
+    result = guard.check(text)
+    assert (result.category, result.rule) == ("medical", "personal_verdict")
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("can an actual human ring me back tomorrow", "human"),  # a person asked to reach the writer
+        ("i'd like to speak with whoever sets up payment plans", "human"),  # the one who handles it
+        ("are you an actual human?", None),  # a question about the assistant
+    ],
+)
+def test_requests_for_a_particular_person(guard, text: str, category: str | None) -> None:
     assert guard.check(text).category == category
