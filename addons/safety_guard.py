@@ -75,6 +75,9 @@ _PERSONAL_QUESTION = re.compile(
     r"(?:do|get|have|take|try|use|start|stop|be|qualify|handle|keep|continue|still)\b"
     r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
     r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bnormal\b|\bworr(?:y|ied)\b"
+    r"|\b(?:do|must) i (?:skip|stop|hold|pause|quit|keep|continue)\b"
+    r"|\b(?:have|need) to (?:skip|stop|hold|pause|quit) (?:it|them|that|those|my)\b"
+    r"|\bpump\b|\bbreast ?(?:feed\w*|milk)\b|\bnursing\b"
     r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",
     re.IGNORECASE,
 )

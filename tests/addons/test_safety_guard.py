@@ -358,8 +358,11 @@ def test_a_personal_preamble_before_a_general_question_is_not_medical(
         (["My son has epilepsy.", "Would it help him?"], "faq_conditions_treated"),
         (["I take adderall every morning for work.", "Could I still go on with it between infusions?"],
          "faq_treatment_process"),
+        (["On zoloft 100mg since spring.", "Must I pause them the day of an infusion?"], "faq_preparation"),
+        (["Nursing my 2 month old.", "How long after an infusion until I can breastfeed again?"], "faq_aftercare"),
     ],
-    ids=["what-the-writer-described", "clinical-topic-after-own-condition", "a-relative", "own-medicine-kept"],
+    ids=["what-the-writer-described", "clinical-topic-after-own-condition", "a-relative", "own-medicine-kept",
+         "own-medicine-paused", "breastfeeding"],
 )
 def test_a_question_that_depends_on_the_preamble_stays_medical(
     component: SafetyGuard, sentences: list[str], question_intent: str

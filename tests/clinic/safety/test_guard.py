@@ -300,6 +300,8 @@ def test_spanish_everyday_and_general_messages_are_not_personal_medical(guard, t
         ("is it a bad idea for her with the bipolar", "medical"),  # a relative's suitability
         ("i felt super dizzy after the last session, is that ok", "medical"),  # own reaction
         ("it has to start helping this month or else i'm done", "crisis"),  # last resort, as an ultimatum
+        ("my disability check runs out in june and so will i", "crisis"),  # own end beside an expiry
+        ("can i take the bus home afterwards", None),  # getting home, not a medicine
     ],
 )
 def test_kinds_found_missing_by_a_blind_set(guard, text: str, category: str) -> None:
