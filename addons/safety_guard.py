@@ -164,6 +164,7 @@ class SafetyGuard(GraphComponent):
         result, by_sentence, verdict = self._read(text, sentences)
         classified = (message.get(INTENT) or {}).get("name")
         verdict["classifier_intent"] = classified
+        verdict["classifier_confidence"] = round(float((message.get(INTENT) or {}).get("confidence") or 0), 3)
         undecided = _readings_in_doubt(message) if classified == "nlu_fallback" else []
         if undecided and undecided[0]["name"] == "crisis":
             # the classifier's best reading, however unsure, is a crisis: it is asked about below

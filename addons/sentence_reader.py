@@ -56,6 +56,27 @@ def risk_label(message: Message, guard: Any) -> str:
     return "emergency" if guard.check(message.get(TEXT)).category == "emergency" else "crisis"
 
 
+def sentence_units(texts: list[str], intents: list[str]) -> tuple[list[str], list[str]]:
+    """The sentence intent model's training units: every example whole, and each sentence of an
+    example that is not a crisis, with the example's intent.
+
+    The model reads sentences, so it learns from sentences too: a personal statement that only
+    sets the scene for a question ("money is tight right now", "she helps me understand things")
+    is then known as part of an everyday message, not read as a crisis for lack of anything else
+    it resembles. A crisis example's sentences are not units: one of them alone may be harmless
+    ("what do you charge").
+    """
+    units, labels = list(texts), list(intents)
+    for text, intent in zip(texts, intents):
+        if intent == "crisis":
+            continue
+        sentences = split_sentences(text)
+        if len(sentences) > 1:
+            units += sentences
+            labels += [intent] * len(sentences)
+    return units, labels
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class SentenceReader(GraphComponent):
     """Risk model and sentence intents; see the module docstring."""
@@ -97,12 +118,13 @@ class SentenceReader(GraphComponent):
         examples = [m for m in training_data.intent_examples if m.get(TEXT)]
         texts = [m.get(TEXT) for m in examples]
         guard = default_guard()
-        self.features, matrix = NgramFeatures.fit(texts)
+        self.features, _ = NgramFeatures.fit(texts)
         self.known = KnownWords(self.features.words())
         seed = int(self._config["random_state"])
         self.risk = RiskModel.train(self.features, texts, [risk_label(m, guard) for m in examples], random_state=seed)
+        units, unit_intents = sentence_units(texts, [m.get(INTENT) for m in examples])
         self.intents = LinearScorer.fit(
-            matrix, [m.get(INTENT) for m in examples], C=float(self._config["intent_C"]), random_state=seed, tol=1e-3
+            self.features.matrix(units), unit_intents, C=float(self._config["intent_C"]), random_state=seed, tol=1e-3
         )
         logger.info("risk model thresholds: %s", self.risk.thresholds)
         with self._storage.write_to(self._resource) as directory:

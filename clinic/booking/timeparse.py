@@ -201,3 +201,22 @@ def parse_preferred_time(text: str, profile: ClinicProfile, now: datetime,
         return PreferredTime(parsed, "closed")
     return PreferredTime(parsed, None)
 
+
+
+# A day or a clock time named in a message ("saturday 10am open?", "is the 3rd at 2:30 free"):
+# days of the week (not the abbreviations that are also words: sat, sun, wed), days relative to
+# today, dates, and clock times. A part of the day alone ("morning") is also a greeting.
+_NAMED_TIME_RE = re.compile(
+    rf"\b(?:{_WEEKDAY_WORDS}|mon|tues?|thu|thur|thurs|fri|today|tomorrow|tmrw|tmr|tonight|"
+    r"pasado ma[nñ]ana|next week|la semana que viene|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?|"
+    r"the \d{1,2}(?:st|nd|rd|th)(?! (?:one|option|choice))|\d{1,2}(?:st|nd|rd|th) of|\d{1,2}/\d{1,2})\b"
+    r"|(?:at|a las?|after|before|from|around)\s+\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\b\.?)?(?!\w)"
+    r"|\b\d{1,2}(?::\d{2})?\s*[ap]\.?m\b\.?|\b\d{1,2}:\d{2}\b",
+    re.IGNORECASE,
+)
+
+
+def names_a_time(text: str) -> bool:
+    """Whether a message names a day or a clock time someone could book."""
+    return bool(_NAMED_TIME_RE.search(text))

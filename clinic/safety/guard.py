@@ -183,6 +183,8 @@ class LexiconGuard:
         self._add("SELF_HARM", crisis.get("self_harm", []) + spanish_crisis, typos=2, persons=True)
         self._add("HARM_OTHERS", crisis.get("harm_others", []), typos=1)
         self._add("OVERDOSE", crisis.get("overdose", []), typos=2, persons=True)
+        self._add("LETHALITY", crisis.get("lethality", []), typos=1)
+        self._add("ASKED_FOR_SELF", crisis.get("asked_for_self", []))
         self._add("NEGATED", crisis.get("negated", []))
         self._add("EMERGENCY", emergency.get("english", []) + spanish_emergency, typos=2, persons=True)
         self._add("INGESTION", emergency.get("ingestion", []))
@@ -392,6 +394,10 @@ class LexiconGuard:
         self_harm, others, overdose, emergency = get("SELF_HARM"), get("HARM_OTHERS"), get("OVERDOSE"), get("EMERGENCY")
         ingested = get("INGESTION") and (get("MEDICINE") or get("MEDICINE_WORD"))
         intentional = any(w in text for w in _INTENT_WORDS)
+        # "asking because i want to" ends the clause: "...want to know" is curiosity
+        for_self = [s for s in get("ASKED_FOR_SELF") if s.end == len(doc) or doc[s.end].is_punct]
+        if get("LETHALITY") and for_self:
+            return _fire(result, "crisis", "lethality_for_self", get("LETHALITY") + for_self)
         if self_harm or others or ((overdose or ingested or emergency) and intentional):
             rule = "self_harm" if self_harm else ("harm_to_others" if others else "intentional_overdose")
             return _fire(result, "crisis", rule, self_harm + others + overdose + emergency + get("INGESTION"))

@@ -10,7 +10,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from addons.sentence_reader import READING_KEY, SentenceReader, risk_label
+from addons.sentence_reader import READING_KEY, SentenceReader, risk_label, sentence_units
 
 EXAMPLES = {
     "crisis": [f"i want to die {w}" for w in ("tonight", "now", "so bad", "today", "honestly", "already")]
@@ -71,6 +71,21 @@ def test_emergencies_are_labelled_by_their_mark_or_the_guard(guard) -> None:
 
     assert [risk_label(m, guard) for m in (marked, unmarked, plain)] == ["emergency", "emergency", "crisis"]
     assert risk_label(Message(data={TEXT: "hi", INTENT: "greet"}), guard) == "none"
+
+
+def test_the_sentences_of_everyday_examples_are_learnt_with_their_intent() -> None:
+    """A scene-setting statement is known as part of a question, so it does not read as a crisis
+    for lack of anything else it resembles; a crisis example's sentences are not learnt alone."""
+    units, labels = sentence_units(
+        ["Money is tight right now. What does it cost?", "i cant go on. whats your address", "hi"],
+        ["faq_cost_insurance", "crisis", "greet"],
+    )
+
+    assert list(zip(units, labels))[3:] == [
+        ("Money is tight right now.", "faq_cost_insurance"),
+        ("What does it cost?", "faq_cost_insurance"),
+    ]
+    assert units[:3] == ["Money is tight right now. What does it cost?", "i cant go on. whats your address", "hi"]
 
 
 def test_the_reading_holds_sentences_risk_and_thresholds(reader: SentenceReader) -> None:
