@@ -342,6 +342,8 @@ def test_the_same_words_about_the_treatment_are_a_medical_verdict(guard, text: s
         ("can an actual human ring me back tomorrow", "human"),  # a person asked to reach the writer
         ("i'd like to speak with whoever sets up payment plans", "human"),  # the one who handles it
         ("are you an actual human?", None),  # a question about the assistant
+        ("does anybody at the front desk speak Somali? my uncle has questions", "human"),  # an interpreter
+        ("do you speak spanish", None),  # a question about the assistant's language
     ],
 )
 def test_requests_for_a_particular_person(guard, text: str, category: str | None) -> None:
