@@ -75,7 +75,7 @@ _PERSONAL_QUESTION = re.compile(
     r"(?:do|get|have|take|try|use|start|stop|be|qualify|handle|keep|continue|still)\b"
     r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
     r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bnormal\b|\bworr(?:y|ied)\b"
-    r"|\b(?:do|must) i (?:skip|stop|hold|pause|quit|keep|continue)\b"
+    r"|\b(?:do|must|should) i (?:need to |have to )?(?:skip|stop|hold|pause|quit|keep|continue|change|adjust)\b"
     r"|\b(?:have|need) to (?:skip|stop|hold|pause|quit) (?:it|them|that|those|my)\b"
     r"|\bpump\b|\bbreast ?(?:feed\w*|milk)\b|\bnursing\b"
     r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",
@@ -91,7 +91,8 @@ _WRITER = re.compile(r"\b(?:i|im|i'm|ive|i've|id|i'd|me|my|mine|myself|we|us|our
 # An emergency told as a memory ("I passed out at a blood draw once") is not happening now.
 _PAST = re.compile(
     r"\b(?:once|years? ago|months? ago|as a (?:kid|child|teen)|when i was|in the past|used to|back in|last year|"
-    r"long time ago|in college|in high school|growing up|hace años|hace anos|hace meses|el año pasado|"
+    r"long time ago|years back|months back|a while back|way back|in college|in high school|growing up|"
+    r"hace años|hace anos|hace meses|el año pasado|"
     r"el ano pasado|de niño|de nino|de niña|de nina|cuando era|tuve|tuvo|en (?:19|20)\d\d)\b",
     re.IGNORECASE,
 )
