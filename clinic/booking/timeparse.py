@@ -202,7 +202,6 @@ def parse_preferred_time(text: str, profile: ClinicProfile, now: datetime,
     return PreferredTime(parsed, None)
 
 
-
 # A day or a clock time named in a message ("saturday 10am open?", "is the 3rd at 2:30 free"):
 # days of the week (not the abbreviations that are also words: sat, sun, wed), days relative to
 # today, dates, and clock times. A part of the day alone ("morning") is also a greeting.
