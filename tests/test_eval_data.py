@@ -42,10 +42,12 @@ BLIND_SETS = sorted(p for p in EVAL_DIR.iterdir() if (p / "cases").is_dir())
 
 @pytest.fixture(scope="module")
 def eval_texts(cases, scenarios) -> list[tuple[str, str, str]]:
-    """(where, expect, text) of every case and every scenario turn, the later blind sets' too."""
+    """(where, expect, text) of every case and every scenario turn, the blind sets' too."""
     texts = [(c["file"], c["expect"], c["text"]) for c in cases]
     texts += [(f"{d.name}/{c['file']}", c["expect"], c["text"]) for d in BLIND_SETS for c in load_cases(d)]
     texts += [(f"scenario '{s['name']}'", t["expect"], t["text"]) for s in scenarios for t in s["turns"]]
+    texts += [(f"{d.name} scenario '{s['name']}'", t["expect"], t["text"])
+              for d in BLIND_SETS if (d / "scenarios.yml").is_file() for s in load_scenarios(d) for t in s["turns"]]
     return texts
 
 
