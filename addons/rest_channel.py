@@ -21,6 +21,11 @@ the same list of messages. Unlike Rasa's connector, which writes anything into a
 * A message longer than ``MAX_MESSAGE_CHARS`` (4,000 characters) gets 413 asking for a shorter
   one. ``metadata`` must be a JSON object of at most :data:`MAX_METADATA_BYTES`; only the keys in
   :data:`ALLOWED_METADATA_KEYS` with plain values are kept (the rest are dropped).
+* An ``X-Request-ID`` header (nginx sends its ``$request_id``, the same on a retry; 1 to 128 of
+  ``A-Z a-z 0-9 _ . : -``, otherwise ignored) becomes the message's id: a request delivered again
+  after its turn was saved is answered with that turn's saved replies, not processed twice
+  (:mod:`addons.rasa_patches.repeated_requests`). Streamed requests are never retried by nginx
+  (their answer has begun) and keep Rasa's own ids.
 * Refused requests are never passed to Rasa: nothing is written. Logs name the reason only
   (never the sender id or the text), and a failed turn is logged without its text.
 * The Rasa server reads no body larger than ``RASA_MAX_REQUEST_BYTES``
@@ -48,7 +53,7 @@ from sanic.response import HTTPResponse, ResponseStream
 
 from addons.socketio_channel import offered_buttons
 from clinic import settings
-from clinic.channels import SMS_CHANNEL
+from clinic.channels import REQUEST_ID_PREFIX, SMS_CHANNEL
 from clinic.channels.patient_input import WEB_CHANNEL, only_offered_payloads, owning_channel
 from clinic.channels.request_limits import limit_request_size
 
@@ -57,6 +62,7 @@ logger = logging.getLogger(__name__)
 REST_CHANNEL = "rest"
 MAX_SENDER_CHARS = 128
 SENDER_ID = re.compile(r"^[A-Za-z0-9_.:@+-]+$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 ALLOWED_METADATA_KEYS = frozenset({"client", "source", "language", "locale", "timezone"})
 """Metadata kept with a message (who sent it through which integration, the patient's language
 and time zone); other keys are dropped."""
@@ -148,6 +154,12 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, bool))
 
 
+def request_message_id(header: str | None) -> str | None:
+    """The message id for a request's ``X-Request-ID`` header, or None (no header, or not an id)."""
+    value = (header or "").strip()
+    return f"{REQUEST_ID_PREFIX}{value}" if REQUEST_ID.match(value) else None
+
+
 def provided_token(request: Request) -> str | None:
     """The token a request carries: ``?token=``, else an ``Authorization: Bearer`` header."""
     token = request.args.get("token")
@@ -217,7 +229,8 @@ class ClinicRestInput(RestInput):
             collector = CollectingOutputChannel()
             try:
                 await on_new_message(UserMessage(text, collector, message.sender, input_channel=self.name(),
-                                                 metadata=message.metadata))
+                                                 metadata=message.metadata,
+                                                 message_id=request_message_id(request.headers.get("X-Request-ID"))))
             except CancelledError:
                 logger.error("rest message timed out")
             except Exception:  # noqa: BLE001 - as Rasa's connector: answer with what was said so far

@@ -17,6 +17,8 @@ more cheaply, and says in its docstring which internal it replaces and why:
 - :mod:`.debug_log_copies` the ``copy`` module of three Rasa modules
 - :mod:`.fair_turns` ``MessageProcessor.handle_message`` and ``EndpointConfig.request``
   (the order in which a server works on messages; server only)
+- :mod:`.repeated_requests` ``MessageProcessor.handle_message`` (a request a proxy delivers twice
+  is processed once; server only)
 
 :mod:`.registry` lists them; :mod:`.patch` is what a patch is. Importing this package changes
 nothing: :func:`install` is called in one place, when Rasa builds the server's NLG

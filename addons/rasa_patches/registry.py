@@ -16,6 +16,7 @@ from addons.rasa_patches import (
     event_types,
     fair_turns,
     graph_runner,
+    repeated_requests,
     rule_checks,
     rule_index,
     slot_copy,
@@ -37,4 +38,5 @@ PATCHES: list[Patch] = [
     debug_log_copies.PATCH,
     action_failures.PATCH,
     fair_turns.PATCH,  # server only
+    repeated_requests.PATCH,  # server only; outside fair turns: a repeat takes no turn
 ]

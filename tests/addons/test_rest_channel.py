@@ -95,7 +95,7 @@ class ChannelServer:
         self._run(self.tracker_store.save(tracker))
 
     def post(self, body: Any = None, *, content: bytes | None = None, params: dict[str, str] | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
+             headers: dict[str, Any] | None = None) -> httpx.Response:
         data = content if content is not None else json.dumps(body).encode()
         return httpx.post(self.url, content=data, params=params, headers=headers, timeout=30)
 
@@ -141,6 +141,28 @@ def test_a_message_reaches_the_assistant_and_the_replies_come_back(rest: Channel
     assert answer.json() == [{"recipient_id": who, "text": "Got: how much is an infusion?"}]
     [message] = rest.received
     assert (message.sender_id, message.text, message.input_channel) == (who, "how much is an infusion?", "rest")
+
+
+@pytest.mark.parametrize(("header", "message_id"), [
+    ("0f3c9a1e5b7d4f2a8c6e1b3d5f7a9c0e", "request-0f3c9a1e5b7d4f2a8c6e1b3d5f7a9c0e"),
+    ("abc-123:x_y.z", "request-abc-123:x_y.z"),
+], ids=["nginx request id", "client key"])
+def test_a_request_id_header_becomes_the_message_id(rest: ChannelServer, header: str, message_id: str) -> None:
+    assert rest.post({"sender": sender(), "message": "hi"}, headers={"X-Request-ID": header}).status_code == 200
+
+    [message] = rest.received
+    assert message.message_id == message_id
+
+
+@pytest.mark.parametrize("header", [None, "", "has space", "semi;colon", "x" * 129, "caf\u00e9".encode()],
+                         ids=["none", "empty", "space", "semicolon", "129 characters", "non-ascii"])
+def test_without_a_usable_request_id_the_message_gets_rasas_own_id(rest: ChannelServer,
+                                                                   header: str | bytes | None) -> None:
+    headers = {"X-Request-ID": header} if header is not None else None
+    assert rest.post({"sender": sender(), "message": "hi"}, headers=headers).status_code == 200
+
+    [message] = rest.received
+    assert message.message_id and not message.message_id.startswith("request-")
 
 
 def test_the_health_check_answers(rest: ChannelServer) -> None:

@@ -239,3 +239,28 @@ def test_a_60_mb_body_gets_413_and_the_tracker_store_does_not_grow(stack: Stack,
 
     time.sleep(1.0)  # anything the request could have started
     assert _tracker_store_state(stack) == before
+
+
+# ------------------------------------------------------------------ a request delivered twice
+
+
+def test_a_request_delivered_again_is_answered_once_from_the_saved_turn(stack: Stack) -> None:
+    """nginx passes a request on to another instance when the first fails before answering; the
+    first may have saved the turn already. The same X-Request-ID gets the saved replies back and
+    the conversation holds the message once; the same text under another id is a new message."""
+    sender = f"rest-{uuid.uuid4().hex[:12]}"
+    url = f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook"
+    body = {"sender": sender, "message": "how much does an infusion cost"}
+    request_id = uuid.uuid4().hex
+
+    first = httpx.post(url, json=body, headers={"X-Request-ID": request_id}, timeout=TIMEOUT)
+    again = httpx.post(url, json=body, headers={"X-Request-ID": request_id}, timeout=TIMEOUT)
+
+    assert first.status_code == again.status_code == 200
+    assert first.json() and again.json() == first.json()
+    assert _user_texts(_tracker(stack, sender)) == [body["message"]]
+
+    other = httpx.post(url, json=body, headers={"X-Request-ID": uuid.uuid4().hex}, timeout=TIMEOUT)
+
+    assert other.status_code == 200 and other.json()
+    assert _user_texts(_tracker(stack, sender)) == [body["message"], body["message"]]

@@ -121,11 +121,11 @@ def test_another_rasa_version_installs_nothing_and_warns_once(monkeypatch: pytes
 
 PATCH_MODULES = ("action_reply_validation", "event_types", "graph_runner", "action_server_sessions",
                  "dialogue_states", "slot_copy", "rule_checks", "domain_is_empty", "tracker_copy", "rule_index",
-                 "debug_log_copies", "action_failures", "fair_turns")
+                 "debug_log_copies", "action_failures", "fair_turns", "repeated_requests")
 
 
 def test_the_registry_has_one_patch_per_module() -> None:
-    assert len(PATCHES) == len(PATCH_MODULES) == 13 and len({p.name for p in PATCHES}) == 13
+    assert len(PATCHES) == len(PATCH_MODULES) == 14 and len({p.name for p in PATCHES}) == 14
 
 
 @pytest.mark.parametrize("name", PATCH_MODULES)
