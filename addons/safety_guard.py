@@ -8,7 +8,8 @@ It reads the whole message and each of its sentences with the lexicon guard
    agrees with (a **confident** score, or an uncertain one and a classifier sure of ``crisis``):
    intent ``crisis`` (entity ``crisis_kind``: ``self_harm`` | ``emergency``), the crisis protocol;
 2. an **uncertain** risk-model score, a confident one no intent model agrees with, or a
-   classifier ``crisis`` that no lexicon rule confirms:
+   classifier ``crisis`` that no lexicon rule confirms (below :data:`CLASSIFIER_MIDDLING` and with
+   no other sign, the classifier's next reading is taken instead):
    a safety check-in (``guard.safety = "checkin"``; addons/checkin_policy.py asks the question).
    The intent becomes the best non-crisis one, which the check-in resumes after a "no";
 3. a personal medical question (whole message) or a plain request for a person: intent
@@ -59,6 +60,9 @@ _CANNOT_OUTWEIGH = frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "b
 MEDICAL_IN_DOUBT = 0.1
 AMBIGUITY_MARGIN = 0.1  # as FallbackClassifier's ambiguity_threshold
 CLASSIFIER_SURE = 0.9  # a classifier this sure of a crisis, with an uncertain risk reading, is confident
+# A classifier crisis below this, with no other sign, is a message it could not place: no check-in.
+# From it up, a crisis reading of the classifier's alone is middling and is asked about.
+CLASSIFIER_MIDDLING = 0.5
 _QUESTION_START = re.compile(
     r"^\s*(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|will|would|"
     r"should|may|any|anyone|qu[eé]|c[oó]mo|cu[aá]nt[oa]s?|cu[aá]ndo|d[oó]nde|hay|puede[ns]?)\b",
@@ -252,6 +256,15 @@ class SafetyGuard(GraphComponent):
             self._take_question_intent(message, sentences, reading)
             verdict.setdefault("context_only", "classifier")
         current = (message.get(INTENT) or {}).get("name")
+        if current == "crisis" and self._classifier_alone_unsure(message, reading, result):
+            # Only the whole-message classifier reads a crisis, and more unsure of it than not, while
+            # the risk model (trained for this, its check-in threshold chosen for recall) finds no
+            # piece at risk and no sentence reads as one: the classifier's crisis class is also where
+            # messages it cannot place land ("when should I cut my first crop of alfalfa"). Take its
+            # next reading.
+            self._veto(message, {"crisis"}, self._threshold)
+            verdict["vetoed"] = {"classifier_intent": "crisis", "risk": "below the check-in threshold"}
+            current = (message.get(INTENT) or {}).get("name")
         unconfirmed = (
             unreadable
             or risk_verdict == "confident"
@@ -278,6 +291,19 @@ class SafetyGuard(GraphComponent):
         """
         best = _intent_of_deciding_piece(message, reading)
         return best.get("name") == "crisis" and float(best.get("confidence") or 0) >= CLASSIFIER_SURE
+
+    @staticmethod
+    def _classifier_alone_unsure(message: Message, reading: dict[str, Any], result: GuardResult) -> bool:
+        """Whether a classifier ``crisis`` below :data:`CLASSIFIER_MIDDLING` is the only sign of one:
+        no lexicon rule, no risk-model piece at the check-in threshold, no sentence read as one."""
+        risk = reading.get("risk") or {}
+        return (
+            not result.fired
+            and "verdict" in risk
+            and risk["verdict"] is None
+            and not _a_sentence_reads_as_crisis(reading)
+            and float((message.get(INTENT) or {}).get("confidence") or 0) < CLASSIFIER_MIDDLING
+        )
 
     @staticmethod
     def _read_elsewhere(message: Message, result: GuardResult) -> bool:

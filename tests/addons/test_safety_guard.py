@@ -574,13 +574,34 @@ def test_a_message_the_classifier_cannot_place_between_medical_and_another_goes_
     assert message.get(GUARD_KEY)["in_doubt"] == "medical_question"
 
 
-def test_a_fallback_whose_best_reading_is_a_crisis_asks_the_check_in(component: SafetyGuard) -> None:
-    message = classified("tired of all of it tbh", ("nlu_fallback", 0.3), ("crisis", 0.45), ("out_of_scope", 0.4))
+def test_a_fallback_whose_best_reading_is_a_middling_crisis_asks_the_check_in(component: SafetyGuard) -> None:
+    message = classified("tired of all of it tbh", ("nlu_fallback", 0.3), ("crisis", 0.55), ("out_of_scope", 0.4))
 
     component.process([with_reading(message, None)])
 
     assert message.get(GUARD_KEY)["safety"] == "checkin"
     assert message.get(INTENT)["name"] == "out_of_scope"
+
+
+def test_a_low_classifier_crisis_with_no_other_sign_takes_the_next_reading(component: SafetyGuard) -> None:
+    message = classified("my tractor died again lol", ("nlu_fallback", 0.3), ("crisis", 0.42), ("out_of_scope", 0.4))
+
+    component.process([with_reading(message, None)])
+
+    verdict = message.get(GUARD_KEY)
+    assert "safety" not in verdict
+    assert verdict["vetoed"]["classifier_intent"] == "crisis"
+    assert message.get(INTENT)["name"] == "out_of_scope"
+    assert "crisis_kind" not in entities(message)
+
+
+@pytest.mark.parametrize("risk", ["uncertain", "confident"])
+def test_a_low_classifier_crisis_the_risk_model_shares_is_still_asked(component: SafetyGuard, risk: str) -> None:
+    message = classified("i just feel done", ("nlu_fallback", 0.3), ("crisis", 0.42), ("out_of_scope", 0.4))
+
+    component.process([with_reading(message, risk)])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
 
 
 def test_a_fallback_with_no_medical_reading_near_the_top_stays_a_fallback(component: SafetyGuard) -> None:
