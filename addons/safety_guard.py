@@ -63,9 +63,17 @@ CLASSIFIER_SURE = 0.9  # a classifier this sure of a crisis, with an uncertain r
 # A classifier crisis below this, with no other sign, is a message it could not place: no check-in.
 # From it up, a crisis reading of the classifier's alone is middling and is asked about.
 CLASSIFIER_MIDDLING = 0.5
+# "and is it ok...", "also, will that...": a joining word before the question word
+_JOINING = r"(?:(?:and|also|but|so|plus|oh|ok|okay|btw|anyway|y|pero|tambi[eé]n)[\s,]+)*"
 _QUESTION_START = re.compile(
-    r"^\s*(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|will|would|"
-    r"should|may|any|anyone|qu[eé]|c[oó]mo|cu[aá]nt[oa]s?|cu[aá]ndo|d[oó]nde|hay|puede[ns]?)\b",
+    r"^\s*" + _JOINING + r"(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|"
+    r"will|would|should|may|any|anyone|qu[eé]|c[oó]mo|cu[aá]nt[oa]s?|cu[aá]ndo|d[oó]nde|hay|puede[ns]?)\b",
+    re.IGNORECASE,
+)
+# A question asked in a sentence's last clause: "im on oxycodone for my back, will that interfere"
+_QUESTION_CLAUSE = re.compile(
+    r"[,;:]\s*" + _JOINING + r"(?:is|are|do|does|can|could|will|would|should|may)\s+"
+    r"(?:that|it|this|these|those|i|my|they|he|she|ketamine|the)\b",
     re.IGNORECASE,
 )
 # A question that refers to a relative, or asks whether something suits the writer or is
@@ -131,7 +139,11 @@ def _sent_with_picture(message: Message) -> bool:
 
 
 def is_question(sentence: str) -> bool:
-    return sentence.rstrip().endswith("?") or bool(_QUESTION_START.match(sentence))
+    return (
+        sentence.rstrip().endswith("?")
+        or bool(_QUESTION_START.match(sentence))
+        or bool(_QUESTION_CLAUSE.search(sentence))
+    )
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)

@@ -12,7 +12,7 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from addons.safety_guard import GUARD_KEY, SafetyGuard
+from addons.safety_guard import GUARD_KEY, SafetyGuard, is_question
 
 
 @pytest.fixture
@@ -612,3 +612,27 @@ def test_a_fallback_with_no_medical_reading_near_the_top_stays_a_fallback(compon
 
     assert message.get(INTENT)["name"] == "nlu_fallback"
     assert "safety" not in message.get(GUARD_KEY)
+
+
+@pytest.mark.parametrize(("sentence", "question"), [
+    ("btw I take tramadol for my knee, would that be a problem with ketamine", True),
+    ("and is it fine to keep taking my zoloft", True),
+    ("also, can they drive me home after", True),
+    ("I've had anxiety since college, tried a lot of things", False),
+    ("my dad is on warfarin, he takes it at night", False),
+], ids=["last clause", "joining word", "joining word and comma", "statement", "statement with a comma"])
+def test_a_question_is_told_by_its_words_not_only_its_mark(sentence: str, question: bool) -> None:
+    assert is_question(sentence) is question
+
+
+def test_a_personal_question_asked_after_a_practical_one_goes_to_staff(component: SafetyGuard) -> None:
+    text = "where do I park? btw I take tramadol for my knee, would that be a problem with ketamine"
+    message = with_reading(classified(text, ("faq_clinic_info", 0.95), ("medical_question", 0.04)), None,
+                           sentences=["where do I park?", text.split("? ", 1)[1]])
+    message.get("reading")["sentence_intents"] = [{"name": "faq_clinic_info", "confidence": 0.99},
+                                                  {"name": "medical_question", "confidence": 0.8}]
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
+    assert "context_only" not in message.get(GUARD_KEY)
