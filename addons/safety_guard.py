@@ -470,11 +470,13 @@ def _intent_of_deciding_piece(message: Message, reading: dict[str, Any]) -> dict
 
 
 def not_happening_now(piece: str) -> bool:
-    """An emergency word in a general question ("can someone overdose on it?") or a memory."""
+    """An emergency word in a general question ("can someone overdose on it?") or a memory.
+
+    A plea is not a general question: "the baby isn't breathing, can anyone help?" is now."""
     if (
         is_question(piece)
         and _GENERIC_SUBJECT.search(piece)
-        and not (_WRITER.search(piece) or _PERSONAL_QUESTION.search(piece))
+        and not (_WRITER.search(piece) or _PERSONAL_QUESTION.search(piece) or _NOW.search(piece))
     ):
         return True
     return bool(_PAST.search(piece)) and not _NOW.search(piece)

@@ -12,7 +12,7 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from addons.safety_guard import GUARD_KEY, SafetyGuard, is_question
+from addons.safety_guard import GUARD_KEY, SafetyGuard, is_question, not_happening_now
 
 
 @pytest.fixture
@@ -636,3 +636,13 @@ def test_a_personal_question_asked_after_a_practical_one_goes_to_staff(component
 
     assert message.get(INTENT)["name"] == "medical_question"
     assert "context_only" not in message.get(GUARD_KEY)
+
+
+@pytest.mark.parametrize(("piece", "not_now"), [
+    ("can someone overdose on ketamine?", True),
+    ("I passed out at a blood draw once", True),
+    ("the baby isn't breathing, can anyone help?", False),
+    ("someone collapsed in the hallway just now, is anyone coming?", False),
+], ids=["general question", "memory", "plea for help", "plea, just now"])
+def test_a_plea_is_happening_now_a_general_question_is_not(piece: str, not_now: bool) -> None:
+    assert not_happening_now(piece) is not_now
