@@ -81,12 +81,14 @@ _QUESTION_CLAUSE = re.compile(
 _PERSONAL_QUESTION = re.compile(
     r"\b(?:he|she|him|her|his|hers|mom|mother|dad|father|son|daughter|husband|wife|partner|kid|kids|child|"
     r"brother|sister|grandma|grandpa|mum|boyfriend|girlfriend)\b"
-    r"|\b(?:for|to|on|in|with) me\b|\bmy (?:body|case|condition|situation|heart|health|meds|medications?|dose|"
+    r"|\b(?:for|to|on|in|with|like) me\b|\bmy (?:body|case|condition|situation|heart|health|meds|medications?|dose|"
     r"symptoms?|history)\b"
     r"|\b(?:can|could|should|would|may|will) i "
     r"(?:do|get|have|take|try|use|start|stop|be|qualify|handle|keep|continue|still)\b"
     r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
-    r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bnormal\b|\bworr(?:y|ied)\b"
+    r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bworr(?:y|ied)\b"
+    # "normal" said of something ("is it normal", "normal to feel"), not before a noun ("a normal series")
+    r"|\bnormal\b(?=\s*(?:$|[?.!,;:)]|(?:to|for|after|or|if|when|that|with|right|though|tho|lol|rn)\b))"
     r"|\b(?:do|must|should) i (?:need to |have to )?(?:skip|stop|hold|pause|quit|keep|continue|change|adjust)\b"
     r"|\b(?:have|need) to (?:skip|stop|hold|pause|quit) (?:it|them|that|those|my)\b"
     r"|\bpump\b|\bbreast ?(?:feed\w*|milk)\b|\bnursing\b"

@@ -23,7 +23,7 @@ ENGLISH = "en"
 LANGUAGES = (ENGLISH, SPANISH)
 
 # Grammar words and everyday clinic words, written without accents (messages are folded).
-_SPANISH_WORDS = frozenset(
+SPANISH_WORDS = frozenset(
     """
     que quiero quisiera estoy esta estan tengo tiene tienen tienes mi mis me para por pero como porque
     ya nada nadie vida puedo puede pueden ayuda hijo hija esposo esposa mama papa pecho respirar
@@ -91,7 +91,7 @@ def detect_language(text: str) -> str | None:
         return asked
     raw = (text or "").lower()
     words = _WORD.findall(fold(raw))
-    spanish = sum(2 if w in _STRONG_SPANISH else 1 for w in words if w in _SPANISH_WORDS or w in _STRONG_SPANISH)
+    spanish = sum(2 if w in _STRONG_SPANISH else 1 for w in words if w in SPANISH_WORDS or w in _STRONG_SPANISH)
     english = sum(2 if w in _STRONG_ENGLISH else 1 for w in words if w in _ENGLISH_WORDS)
     if re.search(r"[ñ¿¡]", raw):
         spanish += ENOUGH

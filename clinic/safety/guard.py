@@ -34,6 +34,8 @@ import yaml
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
+from clinic.reading.language import SPANISH_WORDS
+
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
 MAX_CHARS = 50_000  # longer messages are read in full up to this many characters
 _GAP = 3  # "*" in a phrase: up to this many arbitrary tokens
@@ -45,6 +47,13 @@ _NOT_MEDICINES = frozenset({"ketamine", "esketamine", "spravato", "ketalar", "sp
 _REPORTING_VERBS = frozenset({"read", "hear", "see", "learn"})
 _REPORT_FILLERS = frozenset({"been", "have", "'ve", "ve", "keep", "kept", "also", "just", "even", "already", "often"})
 _OTHERS = frozenset({"people", "ppl", "someone", "somebody", "others", "patients", "folks"})
+_WRITER_WORDS = frozenset({"i", "i'm", "im", "me", "my", "we", "our", "yo", "mi"})
+# "is that normal for most folks?", "is it safe in general": a verdict asked about people at large
+_IN_GENERAL = re.compile(
+    r"^\W*(?:(?:for|in|among|with)\s+(?:most|many|all|the average|other)?\s*"
+    r"(?:people|ppl|folks|patients|everyone|everybody|anyone|anybody|others|general|persons?)\b"
+    r"|(?:generally|usually|typically|normally)\b)(?!.*\blike me\b)"
+)
 # Hypothetical framing ("will I feel dizzy after?") is a general aftercare question.
 _HYPOTHETICAL = frozenset({"will", "would", "could", "might", "do", "does", "can"})
 _COMPARISON = frozenset(
@@ -166,7 +175,8 @@ class LexiconGuard:
         self._first_lemmas: set[str] = set()
         self._first_lowers: set[str] = set()
         self._longest = 1
-        self._known: set[str] = set(_load_yaml(self._dir, "vocabulary.yml").get("words", []))
+        # Spanish grammar words are not misspelt English ("tambien" is not "ambien")
+        self._known: set[str] = set(_load_yaml(self._dir, "vocabulary.yml").get("words", [])) | SPANISH_WORDS
         self._typo_targets: dict[str, int] = {}
         self._add_danger_lexicons()
         self._add_medical_lexicons()
@@ -445,7 +455,7 @@ class LexiconGuard:
         experiential = [
             s for s in personal if not _only_hypothetical(s) and not (others and _reports(doc, s))
         ] + get("RELATIVE")
-        verdicts = get("VERDICT")
+        verdicts = [v for v in get("VERDICT") if not _IN_GENERAL.match(doc[v.end :].text)]
         if get("EVERYDAY_VERDICT") and not ((get("SCHEDULING") or _CLOCK_RE.search(text)) and not get("TREATMENT")):
             verdicts = verdicts + get("EVERYDAY_VERDICT")
         cue = get("SUITABILITY") + verdicts
@@ -507,10 +517,17 @@ def _fire(result: GuardResult, category: str, rule: str, spans: list[Span], extr
 
 def _attributed(doc: Doc, span: Span, cues: frozenset[str], window: int = 4) -> bool:
     """Whether the span is the writer's or a relative's: a possessive right before it
-    ("my meds", "her bipolar") or a cue word shortly before it ("I'm on X", "I have X")."""
+    ("my meds", "her bipolar") or a cue word shortly before it ("I'm on X", "I have X"), unless
+    people in general come between ("my pastor says folks get addicted")."""
     near = doc[max(0, span.start - 2) : span.start]
     before = doc[max(0, span.start - window) : span.start]
-    return any(t.lower_ in _POSSESSIVES for t in near) or any(t.lemma_ in cues for t in before)
+    if any(t.lower_ in _POSSESSIVES for t in near):
+        return True
+    cue = max((t.i for t in before if t.lemma_ in cues), default=None)
+    if cue is None:
+        return False
+    subject = {t.lower_ for t in doc[max(0, cue - 2) : cue]}
+    return not (subject & _OTHERS) or bool(subject & _WRITER_WORDS)
 
 
 def _overlaps(a: Span, b: Span) -> bool:

@@ -336,8 +336,10 @@ def preamble(text: str, sentences: list[str], question_intent: str, classifier: 
             "faq_side_effects",
         ),
         (["My back pain has been awful since surgery.", "Do I need to fast before an infusion?"], "faq_preparation"),
+        (["Been through five antidepressants and TMS.", "What does a normal course of infusions look like?"],
+         "faq_treatment_process"),
     ],
-    ids=["logistics", "about-people-in-general", "first-person-logistics"],
+    ids=["logistics", "about-people-in-general", "first-person-logistics", "normal-before-a-noun"],
 )
 def test_a_personal_preamble_before_a_general_question_is_not_medical(
     component: SafetyGuard, sentences: list[str], question_intent: str
@@ -360,9 +362,10 @@ def test_a_personal_preamble_before_a_general_question_is_not_medical(
          "faq_treatment_process"),
         (["On zoloft 100mg since spring.", "Must I pause them the day of an infusion?"], "faq_preparation"),
         (["Nursing my 2 month old.", "How long after an infusion until I can breastfeed again?"], "faq_aftercare"),
+        (["My hands shake since the last infusion.", "Is that normal for most people?"], "faq_side_effects"),
     ],
     ids=["what-the-writer-described", "clinical-topic-after-own-condition", "a-relative", "own-medicine-kept",
-         "own-medicine-paused", "breastfeeding"],
+         "own-medicine-paused", "breastfeeding", "own-reaction-asked-about-people"],
 )
 def test_a_question_that_depends_on_the_preamble_stays_medical(
     component: SafetyGuard, sentences: list[str], question_intent: str

@@ -309,6 +309,22 @@ def test_kinds_found_missing_by_a_blind_set(guard, text: str, category: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("my roommate felt it right away, is that normal for most patients", None),  # asked about people
+        ("is that normal for someone like me", "medical"),  # ...unless the writer is among them
+        ("i got the shakes after my infusion, is that normal?", "medical"),  # own reaction
+        ("our deacon claims folks get addicted to it", None),  # others' addiction, hearsay
+        ("my nephew gets addicted to everything, is it risky for him", "medical"),  # a relative's
+        ("las consultas tambien son por video?", None),  # Spanish "also" is not the sleeping pill
+        ("i take ambein at night, any problem", "medical"),  # a misspelt medicine still is one
+    ],
+)
+def test_people_in_general_and_spanish_words_are_not_the_writer(guard, text: str, category: str) -> None:
+    assert guard.check(text).category == category
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "wednesday is good for me",
