@@ -22,6 +22,7 @@ from typing import Any
 
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from addons import rasa_patches
@@ -43,6 +44,17 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         self._profile = ProfileCache()
         self._profile.get()  # fail at start-up, naming the field, if clinic.yml is invalid
 
+    async def generate(
+        self, utter_action: str, tracker: DialogueStateTracker, output_channel: str, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """The response; an FAQ answer to a question about suicide or self-harm ends with 988."""
+        message = await super().generate(utter_action, tracker, output_channel, **kwargs)
+        if message and message.get("text") and utter_action.startswith("utter_faq_") and _asked_about_crisis(tracker):
+            resources = await super().generate(CRISIS_TOPIC_RESOURCES, tracker, output_channel, **kwargs)
+            if resources and resources.get("text"):
+                message["text"] = f"{message['text']}\n\n{resources['text']}"
+        return message
+
     def _response_variables(  # type: ignore[override]
         self, filled_slots: dict[str, Any] | None, kwargs: dict[str, Any]
     ) -> dict[str, Any]:
@@ -53,3 +65,13 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         values.update({k: v for k, v in (filled_slots or {}).items() if v is not None})
         values.update(kwargs)
         return values
+
+
+CRISIS_TOPIC_RESOURCES = "utter_crisis_topic_resources"
+
+
+def _asked_about_crisis(tracker: DialogueStateTracker) -> bool:
+    """Whether the patient's last message asked a general question about suicide or self-harm
+    (the safety guard's ``crisis_topic``)."""
+    guard = (tracker.latest_message.parse_data or {}).get("guard") if tracker.latest_message else None
+    return isinstance(guard, dict) and bool(guard.get("crisis_topic"))

@@ -42,7 +42,9 @@ from rasa.shared.nlu.training_data.message import Message
 from addons.intent_ranking import promote
 from clinic.channels import MEDIA_METADATA_KEY
 from clinic.reading.language import LANGUAGES, SPANISH, detect_language
+from clinic.reading.questions import GENERIC_SUBJECT, PERSONAL_QUESTION, WRITER, is_question, not_happening_now
 from clinic.safety.guard import GuardResult, default_guard
+from clinic.safety.mentions import crisis_words_as_a_topic
 
 GUARD_KEY = "guard"
 READING_KEY = "reading"
@@ -63,57 +65,6 @@ CLASSIFIER_SURE = 0.9  # a classifier this sure of a crisis, with an uncertain r
 # A classifier crisis below this, with no other sign, is a message it could not place: no check-in.
 # From it up, a crisis reading of the classifier's alone is middling and is asked about.
 CLASSIFIER_MIDDLING = 0.5
-# "and is it ok...", "also, will that...": a joining word before the question word
-_JOINING = r"(?:(?:and|also|but|so|plus|oh|ok|okay|btw|anyway|y|pero|tambi[eé]n)[\s,]+)*"
-_QUESTION_START = re.compile(
-    r"^\s*" + _JOINING + r"(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|"
-    r"will|would|should|may|any|anyone|qu[eé]|c[oó]mo|cu[aá]nt[oa]s?|cu[aá]ndo|d[oó]nde|hay|puede[ns]?)\b",
-    re.IGNORECASE,
-)
-# A question asked in a sentence's last clause: "im on oxycodone for my back, will that interfere"
-_QUESTION_CLAUSE = re.compile(
-    r"[,;:]\s*" + _JOINING + r"(?:is|are|do|does|can|could|will|would|should|may)\s+"
-    r"(?:that|it|this|these|those|i|my|they|he|she|ketamine|the)\b",
-    re.IGNORECASE,
-)
-# A question that refers to a relative, or asks whether something suits the writer or is
-# about something the writer described ("is this normal?"), depends on their own health.
-_PERSONAL_QUESTION = re.compile(
-    r"\b(?:he|she|him|her|his|hers|mom|mother|dad|father|son|daughter|husband|wife|partner|kid|kids|child|"
-    r"brother|sister|grandma|grandpa|mum|boyfriend|girlfriend)\b"
-    r"|\b(?:for|to|on|in|with|like) me\b|\bmy (?:body|case|condition|situation|heart|health|meds|medications?|dose|"
-    r"symptoms?|history)\b"
-    r"|\b(?:can|could|should|would|may|will) i "
-    r"(?:do|get|have|take|try|use|start|stop|be|qualify|handle|keep|continue|still)\b"
-    r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
-    r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bworr(?:y|ied)\b"
-    # "normal" said of something ("is it normal", "normal to feel"), not before a noun ("a normal series")
-    r"|\bnormal\b(?=\s*(?:$|[?.!,;:)]|(?:to|for|after|or|if|when|that|with|right|though|tho|lol|rn)\b))"
-    r"|\b(?:do|must|should) i (?:need to |have to )?(?:skip|stop|hold|pause|quit|keep|continue|change|adjust)\b"
-    r"|\b(?:have|need) to (?:skip|stop|hold|pause|quit) (?:it|them|that|those|my)\b"
-    r"|\bpump\b|\bbreast ?(?:feed\w*|milk)\b|\bnursing\b"
-    r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",
-    re.IGNORECASE,
-)
-# Explicitly general: about people, not the writer ("do people usually get nauseous?").
-_GENERIC_SUBJECT = re.compile(
-    r"\b(?:someone|somebody|anyone|anybody|people|ppl|patients?|a person|folks|most|you|one|in general|"
-    r"generally|usually|typically)\b",
-    re.IGNORECASE,
-)
-_WRITER = re.compile(r"\b(?:i|im|i'm|ive|i've|id|i'd|me|my|mine|myself|we|us|our)\b", re.IGNORECASE)
-# An emergency told as a memory ("I passed out at a blood draw once") is not happening now.
-_PAST = re.compile(
-    r"\b(?:once|years? ago|months? ago|as a (?:kid|child|teen)|when i was|in the past|used to|back in|last year|"
-    r"long time ago|years back|months back|a while back|way back|in college|in high school|growing up|"
-    r"hace años|hace anos|hace meses|el año pasado|"
-    r"el ano pasado|de niño|de nino|de niña|de nina|cuando era|tuve|tuvo|en (?:19|20)\d\d)\b",
-    re.IGNORECASE,
-)
-_NOW = re.compile(
-    r"\b(?:now|rn|today|tonight|this morning|just|currently|again|still|help|hurry|asap|ahora|ahorita|"
-    r"hoy|ayuda|rapido|rápido|todavía|todavia)\b", re.IGNORECASE
-)
 # Topics a health history cannot change the answer to; after a personal preamble a question on
 # any other topic (safety, side effects, candidacy...) stays with staff unless it is about people
 # in general.
@@ -138,14 +89,6 @@ def _sent_with_picture(message: Message) -> bool:
     """Whether the channel says pictures or files came with the text."""
     metadata = message.get("metadata")
     return isinstance(metadata, dict) and bool(metadata.get(MEDIA_METADATA_KEY))
-
-
-def is_question(sentence: str) -> bool:
-    return (
-        sentence.rstrip().endswith("?")
-        or bool(_QUESTION_START.match(sentence))
-        or bool(_QUESTION_CLAUSE.search(sentence))
-    )
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
@@ -223,9 +166,19 @@ class SafetyGuard(GraphComponent):
             if all(not_happening_now(piece) for piece in firing):
                 not_now = result.rule
                 result = GuardResult(language=whole.language, medical_terms=whole.medical_terms)
+        topic = crisis_words_as_a_topic(self._guard, text, sentences) if result.category == "crisis" else []
+        if topic:
+            # crisis words naming what a general question is about: read the rest of the message
+            rest = self._guard.check(_without(text, topic))
+            if rest.category not in _CATEGORY_RANK:
+                result, deciding = rest, None
+            else:
+                topic = []
         verdict = result.as_dict() | {"sentence": deciding}
         if not_now:
             verdict["not_now"] = not_now
+        if topic:
+            verdict["crisis_topic"] = topic
         return result, by_sentence, verdict
 
     def _below_crisis(
@@ -258,7 +211,7 @@ class SafetyGuard(GraphComponent):
             intent = _GUARD_INTENT[result.category]
             if _SEVERITY.get(intent, 0) > _SEVERITY.get(classified, 0):
                 self._override_intent(message, intent)
-        elif result.idioms and (
+        elif (result.idioms or verdict.get("crisis_topic")) and (
             classified == "crisis" or (classified == "medical_question" and not result.medical_terms)
         ):
             # The only danger words sit inside an everyday idiom ("I'd kill for a coffee") and
@@ -361,9 +314,9 @@ class SafetyGuard(GraphComponent):
 
         def general(i: int) -> bool:
             sentence = sentences[i]
-            if by_sentence[i].category is not None or _PERSONAL_QUESTION.search(sentence):
+            if by_sentence[i].category is not None or PERSONAL_QUESTION.search(sentence):
                 return False
-            if _GENERIC_SUBJECT.search(sentence) and not _WRITER.search(sentence):
+            if GENERIC_SUBJECT.search(sentence) and not WRITER.search(sentence):
                 return True
             intent = intents[i] if i < len(intents) else {}
             return intent.get("name") in _LOGISTIC_TOPICS and intent.get("confidence", 0) >= _SENTENCE_INTENT_CONFIDENCE
@@ -471,17 +424,10 @@ def _intent_of_deciding_piece(message: Message, reading: dict[str, Any]) -> dict
     return intents[piece - 1] if piece - 1 < len(intents) else {}
 
 
-def not_happening_now(piece: str) -> bool:
-    """An emergency word in a general question ("can someone overdose on it?") or a memory.
-
-    A plea is not a general question: "the baby isn't breathing, can anyone help?" is now."""
-    if (
-        is_question(piece)
-        and _GENERIC_SUBJECT.search(piece)
-        and not (_WRITER.search(piece) or _PERSONAL_QUESTION.search(piece) or _NOW.search(piece))
-    ):
-        return True
-    return bool(_PAST.search(piece)) and not _NOW.search(piece)
+def _without(text: str, phrases: list[str]) -> str:
+    for phrase in sorted(phrases, key=len, reverse=True):
+        text = re.sub(re.escape(phrase), " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def _most_severe(whole: GuardResult, by_sentence: list[GuardResult]) -> tuple[GuardResult, int | None]:

@@ -30,6 +30,7 @@ from clinic.reading.language import KnownWords
 from clinic.reading.ngrams import LinearScorer, NgramFeatures
 from clinic.reading.sentences import split_sentences
 from clinic.safety.guard import default_guard
+from clinic.safety.mentions import crisis_words_as_a_topic
 from clinic.safety.risk import RiskModel, RiskReading, pieces_of
 
 logger = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class SentenceReader(GraphComponent):
         verdict = self.risk.verdict(risk)
         idioms: list[str] = []
         if verdict is not None:
-            risk, verdict, idioms = self._without_idioms(text, risk, verdict)
+            risk, verdict, idioms = self._without_idioms(text, sentences, risk, verdict)
         reading: dict[str, Any] = {
             "sentences": sentences if len(sentences) > 1 else [],
             "risk": risk.as_dict() | {"kind": risk.kind, "verdict": verdict} | ({"idioms": idioms} if idioms else {}),
@@ -181,26 +182,35 @@ class SentenceReader(GraphComponent):
             self._answer_the_question_inside(message, reading["sentence_intents"])
         message.set(READING_KEY, reading, add_to_output=True)
 
-    def _without_idioms(self, text: str, risk: RiskReading, verdict: str) -> tuple[RiskReading, str | None, list[str]]:
-        """The risk reading with the message's known idioms left out, when that lowers it.
+    def _without_idioms(
+        self, text: str, sentences: list[str], risk: RiskReading, verdict: str
+    ) -> tuple[RiskReading, str | None, list[str]]:
+        """The risk reading with the words that only seem dangerous left out, when that lowers it.
 
         "gonna die laughing at his costume" scores high on its danger words alone; read without
-        the idiom, what is left says nothing. Anything else in the message keeps its weight:
-        "this wait is killing me, i have the pills ready" still reads as a crisis without the
-        idiom. Only idioms found as written are left out (the guard reads normalized text).
+        the idiom, what is left says nothing. The same holds for crisis words that only name the
+        subject of a general question ("can ketamine help people who have suicidal thoughts?",
+        :mod:`clinic.safety.mentions`). Anything else in the message keeps its weight: "this wait
+        is killing me, i have the pills ready" still reads as a crisis without the idiom. Only
+        words found as written are left out (the guard reads normalized text).
         """
-        found = default_guard().check(text)
+        guard = default_guard()
+        found = guard.check(text)
+        if found.fired:
+            phrases = crisis_words_as_a_topic(guard, text, sentences if len(sentences) > 1 else [])
+        else:
+            phrases = found.idioms
         lowered = text.lower()
-        idioms = [idiom for idiom in found.idioms if idiom in lowered]
-        if found.fired or not idioms:
+        phrases = [phrase for phrase in phrases if phrase in lowered]
+        if not phrases:
             return risk, verdict, []
-        for idiom in idioms:
-            lowered = lowered.replace(idiom, " ")
+        for phrase in sorted(phrases, key=len, reverse=True):
+            lowered = lowered.replace(phrase, " ")
         masked = self.risk.read(pieces_of(lowered))
         masked_verdict = self.risk.verdict(masked)
         if masked.score >= risk.score or masked_verdict == verdict:
             return risk, verdict, []
-        return masked, masked_verdict, idioms
+        return masked, masked_verdict, phrases
 
     def _intent_of(self, sentence: str) -> dict[str, Any]:
         probabilities = self.intents.probabilities(self.features.transform(sentence))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import SlotSet
+from rasa.shared.core.events import SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
@@ -331,3 +331,29 @@ def test_the_spanish_sms_acknowledgement_fits_three_segments(clinic_copy: Path, 
     text = say(ClinicNLG(domain=domain), domain, "utter_handoff_ack", "twilio", slots={"language": "es"})
 
     assert "(a partir de mañana miércoles a las 8 a. m.)." in text and count_segments(text).count <= 3
+
+
+def asked(domain: Domain, guard: dict[str, Any], **slots: Any) -> DialogueStateTracker:
+    state = tracker(domain, **slots)
+    state.update(UserUttered("a question", parse_data={"intent": {"name": "faq_conditions_treated"}, "guard": guard}))
+    return state
+
+
+@pytest.mark.parametrize(("language", "number"), [("en", "988"), ("es", "988")])
+def test_an_answer_about_suicide_as_a_topic_ends_with_988(domain: Domain, language: str, number: str) -> None:
+    nlg = ClinicNLG(domain=domain)
+    guard = {"category": None, "crisis_topic": ["suicidal thoughts"]}
+
+    for channel in CHANNELS:
+        message = asyncio.run(nlg.generate("utter_faq_conditions_treated", asked(domain, guard, language=language),
+                                           channel))
+        assert number in message["text"] and "911" in message["text"]
+
+
+def test_other_answers_carry_no_crisis_line(domain: Domain) -> None:
+    nlg = ClinicNLG(domain=domain)
+
+    message = asyncio.run(nlg.generate("utter_faq_conditions_treated", asked(domain, {"category": None}), "rest"))
+
+    assert "988" not in message["text"]
+

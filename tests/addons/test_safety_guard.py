@@ -12,7 +12,8 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from addons.safety_guard import GUARD_KEY, SafetyGuard, is_question, not_happening_now
+from addons.safety_guard import GUARD_KEY, SafetyGuard
+from clinic.reading.questions import is_question, not_happening_now
 
 
 @pytest.fixture
@@ -649,3 +650,40 @@ def test_a_personal_question_asked_after_a_practical_one_goes_to_staff(component
 ], ids=["general question", "memory", "plea for help", "plea, just now"])
 def test_a_plea_is_happening_now_a_general_question_is_not(piece: str, not_now: bool) -> None:
     assert not_happening_now(piece) is not_now
+
+
+def test_suicide_named_as_the_subject_of_a_general_question_is_answered(component: SafetyGuard) -> None:
+    text = "do infusions work for folks with suicidal ideation?"
+    message = with_reading(classified(text, ("faq_conditions_treated", 0.9), ("crisis", 0.05)), None)
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "faq_conditions_treated"
+    assert message.get(GUARD_KEY)["crisis_topic"] == ["suicidal", "suicidal ideation"]
+    assert message.get(GUARD_KEY).get("safety") is None
+
+
+def test_a_classifier_crisis_on_such_a_question_takes_its_next_reading(component: SafetyGuard) -> None:
+    text = "is esketamine approved for suicidal depression"
+    message = with_reading(classified(text, ("crisis", 0.55), ("faq_esketamine", 0.4)), None)
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "faq_esketamine"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "do infusions help suicidal thoughts? asking because i have them",
+        "my brother is suicidal. do infusions help folks with suicidal thoughts?",
+    ],
+)
+def test_suicide_that_is_the_writers_or_someone_elses_stays_a_crisis(component: SafetyGuard, text: str) -> None:
+    message = with_reading(classified(text, ("faq_conditions_treated", 0.9)), None)
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "crisis"
+    assert "crisis_topic" not in message.get(GUARD_KEY)
+

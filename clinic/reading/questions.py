@@ -1,0 +1,104 @@
+"""How a sentence asks: a question or not, about the writer or about people in general, now or
+in the past.
+
+The safety layer reads these to tell a personal medical question from a general one after a
+personal preamble, and an emergency or crisis happening now from the same words in a general
+question or a memory (docs/POLICY.md). Patterns, not a model: they run on every sentence and
+must be explainable.
+"""
+
+from __future__ import annotations
+
+import re
+
+# "and is it ok...", "also, will that...": a joining word before the question word
+_JOINING = r"(?:(?:and|also|but|so|plus|oh|ok|okay|btw|anyway|y|pero|tambi[eé]n)[\s,]+)*"
+_QUESTION_START = re.compile(
+    r"^\s*" + _JOINING + r"(?:what|whats|what's|how|hows|when|where|why|who|which|is|are|do|does|did|can|could|"
+    r"will|would|should|may|any|anyone|qu[eé]|c[oó]mo|cu[aá]nt[oa]s?|cu[aá]ndo|d[oó]nde|hay|puede[ns]?)\b",
+    re.IGNORECASE,
+)
+# A question asked in a sentence's last clause: "im on oxycodone for my back, will that interfere"
+_QUESTION_CLAUSE = re.compile(
+    r"[,;:]\s*" + _JOINING + r"(?:is|are|do|does|can|could|will|would|should|may)\s+"
+    r"(?:that|it|this|these|those|i|my|they|he|she|ketamine|the)\b",
+    re.IGNORECASE,
+)
+# A question that refers to a relative, or asks whether something suits the writer or is
+# about something the writer described ("is this normal?"), depends on their own health.
+PERSONAL_QUESTION = re.compile(
+    r"\b(?:he|she|him|her|his|hers|mom|mother|dad|father|son|daughter|husband|wife|partner|kid|kids|child|"
+    r"brother|sister|grandma|grandpa|mum|boyfriend|girlfriend)\b"
+    r"|\b(?:for|to|on|in|with|like) me\b|\bmy (?:body|case|condition|situation|heart|health|meds|medications?|dose|"
+    r"symptoms?|history)\b"
+    r"|\b(?:can|could|should|would|may|will) i "
+    r"(?:do|get|have|take|try|use|start|stop|be|qualify|handle|keep|continue|still)\b"
+    r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
+    r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bworr(?:y|ied)\b"
+    # "normal" said of something ("is it normal", "normal to feel"), not before a noun ("a normal series")
+    r"|\bnormal\b(?=\s*(?:$|[?.!,;:)]|(?:to|for|after|or|if|when|that|with|right|though|tho|lol|rn)\b))"
+    r"|\b(?:do|must|should) i (?:need to |have to )?(?:skip|stop|hold|pause|quit|keep|continue|change|adjust)\b"
+    r"|\b(?:have|need) to (?:skip|stop|hold|pause|quit) (?:it|them|that|those|my)\b"
+    r"|\bpump\b|\bbreast ?(?:feed\w*|milk)\b|\bnursing\b"
+    r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",
+    re.IGNORECASE,
+)
+# Explicitly general: about people, not the writer ("do people usually get nauseous?").
+GENERIC_SUBJECT = re.compile(
+    r"\b(?:someone|somebody|anyone|anybody|people|ppl|patients?|a person|folks|most|you|one|in general|"
+    r"generally|usually|typically)\b",
+    re.IGNORECASE,
+)
+WRITER = re.compile(r"\b(?:i|im|i'm|ive|i've|id|i'd|me|my|mine|myself|we|us|our)\b", re.IGNORECASE)
+# An emergency told as a memory ("I passed out at a blood draw once") is not happening now.
+_PAST = re.compile(
+    r"\b(?:once|years? ago|months? ago|as a (?:kid|child|teen)|when i was|in the past|used to|back in|last year|"
+    r"long time ago|years back|months back|a while back|way back|in college|in high school|growing up|"
+    r"hace años|hace anos|hace meses|el año pasado|"
+    r"el ano pasado|de niño|de nino|de niña|de nina|cuando era|tuve|tuvo|en (?:19|20)\d\d)\b",
+    re.IGNORECASE,
+)
+_NOW = re.compile(
+    r"\b(?:now|rn|today|tonight|this morning|just|currently|again|still|help|hurry|asap|ahora|ahorita|"
+    r"hoy|ayuda|rapido|rápido|todavía|todavia)\b", re.IGNORECASE
+)
+
+
+def is_question(sentence: str) -> bool:
+    return (
+        sentence.rstrip().endswith("?")
+        or bool(_QUESTION_START.match(sentence))
+        or bool(_QUESTION_CLAUSE.search(sentence))
+    )
+
+
+def not_happening_now(piece: str) -> bool:
+    """An emergency word in a general question ("can someone overdose on it?") or a memory.
+
+    A plea is not a general question: "the baby isn't breathing, can anyone help?" is now."""
+    if (
+        is_question(piece)
+        and GENERIC_SUBJECT.search(piece)
+        and not (WRITER.search(piece) or PERSONAL_QUESTION.search(piece) or _NOW.search(piece))
+    ):
+        return True
+    return bool(_PAST.search(piece)) and not _NOW.search(piece)
+
+
+# Said of this moment: a general question is not asked "tonight"
+_RIGHT_NOW = re.compile(r"\b(?:now|rn|today|tonight|this morning|currently|ahora|ahorita|hoy)\b", re.IGNORECASE)
+# The treatment as the subject of a question: "is ketamine used for suicidal depression?"
+_ABOUT_THE_TREATMENT = re.compile(
+    r"\b(?:ketamine|ketamina|spravato|esketamine|infusions?|infusiones|treatments?|tratamiento)\b", re.IGNORECASE
+)
+
+
+def asks_in_general(piece: str) -> bool:
+    """A question about people in general or about the treatment that names no one in
+    particular and nothing happening now: "can ketamine help people who have suicidal thoughts?"
+    asks what the treatment does, not for help."""
+    return (
+        is_question(piece)
+        and bool(GENERIC_SUBJECT.search(piece) or _ABOUT_THE_TREATMENT.search(piece))
+        and not (WRITER.search(piece) or PERSONAL_QUESTION.search(piece) or _RIGHT_NOW.search(piece))
+    )
