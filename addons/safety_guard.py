@@ -42,7 +42,14 @@ from rasa.shared.nlu.training_data.message import Message
 from addons.intent_ranking import promote
 from clinic.channels import MEDIA_METADATA_KEY
 from clinic.reading.language import LANGUAGES, SPANISH, detect_language
-from clinic.reading.questions import GENERIC_SUBJECT, PERSONAL_QUESTION, WRITER, is_question, not_happening_now
+from clinic.reading.questions import (
+    GENERIC_SUBJECT,
+    PERSONAL_QUESTION,
+    WRITER,
+    is_question,
+    not_happening_now,
+    says_now,
+)
 from clinic.safety.guard import GuardResult, default_guard
 from clinic.safety.mentions import crisis_words_as_a_topic
 
@@ -163,7 +170,9 @@ class SafetyGuard(GraphComponent):
         not_now = None
         if result.category == "emergency":
             firing = [s for s, r in zip(sentences, by_sentence) if r.category == "emergency"] or [text]
-            if all(not_happening_now(piece) for piece in firing):
+            # every firing piece a general question or a memory, and no word of now anywhere
+            # ("can someone have a seizure from it? he's shaking now")
+            if all(not_happening_now(piece) for piece in firing) and not says_now(text):
                 not_now = result.rule
                 result = GuardResult(language=whole.language, medical_terms=whole.medical_terms)
         topic = crisis_words_as_a_topic(self._guard, text, sentences) if result.category == "crisis" else []

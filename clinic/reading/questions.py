@@ -58,6 +58,8 @@ _PAST = re.compile(
     r"el ano pasado|de niño|de nino|de niña|de nina|cuando era|tuve|tuvo|en (?:19|20)\d\d)\b",
     re.IGNORECASE,
 )
+# An emergency word as something that could happen: "is there any risk of an overdose?", "can u..."
+_A_RISK = re.compile(r"\b(?:risks?|chances?|possib\w*|likel\w*) (?:of|for|that)\b|\bcan (?:u|ya)\b", re.IGNORECASE)
 _NOW = re.compile(
     r"\b(?:now|rn|today|tonight|this morning|just|currently|again|still|help|hurry|asap|ahora|ahorita|"
     r"hoy|ayuda|rapido|rápido|todavía|todavia)\b", re.IGNORECASE
@@ -72,13 +74,18 @@ def is_question(sentence: str) -> bool:
     )
 
 
+def says_now(text: str) -> bool:
+    """Whether a word of now or a plea is anywhere in the text ("he's shaking now", "help")."""
+    return bool(_NOW.search(text))
+
+
 def not_happening_now(piece: str) -> bool:
     """An emergency word in a general question ("can someone overdose on it?") or a memory.
 
     A plea is not a general question: "the baby isn't breathing, can anyone help?" is now."""
     if (
         is_question(piece)
-        and GENERIC_SUBJECT.search(piece)
+        and (GENERIC_SUBJECT.search(piece) or _A_RISK.search(piece))
         and not (WRITER.search(piece) or PERSONAL_QUESTION.search(piece) or _NOW.search(piece))
     ):
         return True

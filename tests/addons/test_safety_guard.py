@@ -687,3 +687,19 @@ def test_suicide_that_is_the_writers_or_someone_elses_stays_a_crisis(component: 
     assert message.get(INTENT)["name"] == "crisis"
     assert "crisis_topic" not in message.get(GUARD_KEY)
 
+
+@pytest.mark.parametrize(
+    ("text", "emergency"),
+    [
+        ("is there any risk of a seizure during an infusion?", False),  # something that could happen
+        ("can u have a seizure from the infusions?", False),
+        ("can someone overdose on ketamine? he took a bunch an hour ago and now hes acting weird", True),  # now
+    ],
+)
+def test_an_emergency_asked_about_is_not_one_happening_now(component: SafetyGuard, text: str, emergency: bool) -> None:
+    message = with_reading(classified(text, ("faq_side_effects", 0.9)), None)
+
+    component.process([message])
+
+    assert (message.get(INTENT)["name"] == "crisis") is emergency
+
