@@ -300,6 +300,10 @@ class SafetyGuard(GraphComponent):
         """
         if SafetyGuard._read_elsewhere(message, result):
             return True
+        if (reading.get("risk") or {}).get("kind") == "emergency":
+            # a possible emergency now cannot wait on an intent model's opinion (stroke signs read
+            # as small talk): the question carries 911
+            return False
         best = _intent_of_deciding_piece(message, reading)
         return (
             best.get("name") not in (None, "crisis", *_CANNOT_OUTWEIGH)

@@ -34,7 +34,7 @@ import yaml
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from clinic.reading.language import SPANISH_WORDS
+from clinic.reading.language import SPANISH, SPANISH_WORDS, detect_language
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
 MAX_CHARS = 50_000  # longer messages are read in full up to this many characters
@@ -118,6 +118,7 @@ _OTHER_SCRIPT_RE = re.compile(r"[^\x00-\x7f¿¡áéíóúñüÁÉÍÓÚÑÜ\u201
 _LONG_RUN_RE = re.compile(r"(\S{32})")
 _MAX_TYPO_WORD = 24  # longer "words" are never misspelt lexicon words
 _WORD_RE = re.compile(r"[\w'/]+", re.UNICODE)
+_SI_RE = re.compile(r"(?<![\w'])SI(?![\w'])")
 
 
 @dataclass
@@ -379,7 +380,7 @@ class LexiconGuard:
         # the lexicons are English and Spanish: a word with other letters cannot match (and junk
         # bytes would cost spaCy a new vocabulary entry each)
         text = " ".join(w for w in text.split() if not _OTHER_SCRIPT_RE.search(w))
-        return self.nlp(self._correct_typos(self._normalize(text)))
+        return self.nlp(self._correct_typos(self._normalize(_spell_out_si(text))))
 
     def check(self, text: str) -> GuardResult:
         """Classifies one patient message; see the module docstring for the rules."""
@@ -499,6 +500,18 @@ class LexiconGuard:
         if re.search(r"[ñ¿¡]|ción\b", text):
             return "es"
         return "en"
+
+
+def _spell_out_si(text: str) -> str:
+    """"SI" as clinicians and patients write suicidal ideation ("passive SI", "SI bad today").
+
+    Lower case "si" is Spanish for "yes" and is left alone, and so is "SI" in a message whose
+    other words are Spanish ("SI, el martes") or that is all capitals ("SI GRACIAS")."""
+    if not _SI_RE.search(text) or not re.search(r"[a-z]", text):
+        return text
+    if detect_language(_SI_RE.sub(" ", text)) == SPANISH:
+        return text
+    return _SI_RE.sub("suicidal ideation", text)
 
 
 def _texts(spans: Iterable[Span]) -> list[str]:

@@ -22,13 +22,15 @@ _TOPIC = re.compile(
     r"(?:\s+(?:thoughts?|ideation|thinking|depression|feelings?|risk|attempts?|prevention|pensamientos?))?$"
     r"|^(?:pensamientos?|ideas?|ideación|ideacion)\s+suicidas?$",
 )
-# The writer saying the subject is theirs, anywhere in the message: "asking bc i have them",
-# "same here", "for myself", "yo también los tengo"
+# The writer saying the subject is theirs, anywhere in the message: "asking bc mine are getting
+# loud", "i get them", "same here", "for myself", "yo también los tengo". A writer word beside a
+# word that points back at the subject, or at living through something, is enough.
 _OWNS_IT = re.compile(
-    r"\b(?:i|i'm|im|i've|ive|me)\b.{0,25}?\b(?:have|had|get|got|feel|felt|struggl\w*|deal\w*|battl\w*|"
-    r"experienc\w*|suffer\w*|fight\w*)\b.{0,15}?\b(?:them|it|those|these|that|some|same|too|also|lately)\b"
-    r"|\b(?:myself|personally|for me|like me|me too|same here|i do|asking for me|(?:los|las|lo) tengo|yo tambi[eé]n|"
-    r"me pasa)\b",
+    r"\b(?:mine|my own|myself|personally|me too|same here|(?:los|las|lo) tengo|yo tambi[eé]n|me pasa)\b"
+    r"|\b(?:i|i'm|im|i've|ive|i'd|me|my)\b.{0,40}?\b(?:them|they|those|these|it|one|some|same|too|also|lately|"
+    r"feel\w*|felt|struggl\w*|deal\w*|battl\w*|experienc\w*|suffer\w*|fight\w*|going through|been|having|"
+    r"get|got|gets)\b"
+    r"|\b(?:them|they|those|these|it|same)\b.{0,40}?\b(?:i|i'm|im|i've|ive|me|my)\b",
     re.IGNORECASE,
 )
 

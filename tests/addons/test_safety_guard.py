@@ -703,3 +703,20 @@ def test_an_emergency_asked_about_is_not_one_happening_now(component: SafetyGuar
 
     assert (message.get(INTENT)["name"] == "crisis") is emergency
 
+
+def test_an_uncertain_emergency_reading_is_asked_about_however_sure_the_classifier(component: SafetyGuard) -> None:
+    message = with_reading(classified("grandpa cant lift his left arm and his words come out wrong",
+                                      ("out_of_scope", 0.95)), "uncertain", kind="emergency")
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+
+
+def test_an_uncertain_crisis_reading_is_outweighed_by_a_sure_classifier(component: SafetyGuard) -> None:
+    message = with_reading(classified("what are the hours on saturday", ("faq_clinic_info", 0.95)), "uncertain")
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY).get("safety") is None
+

@@ -364,3 +364,18 @@ def test_the_same_words_about_the_treatment_are_a_medical_verdict(guard, text: s
 )
 def test_requests_for_a_particular_person(guard, text: str, category: str | None) -> None:
     assert guard.check(text).category == category
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("SI has been rough this week, whats the cost", "crisis"),  # suicidal ideation, as written
+        ("had SI on and off since spring", "crisis"),
+        ("SI, el jueves en la mañana", None),  # Spanish "yes"
+        ("SI POR FAVOR", None),  # all capitals
+        ("si, thursday at 4 works", None),  # lower case
+    ],
+)
+def test_si_is_suicidal_ideation_unless_it_says_yes(guard, text: str, category: str | None) -> None:
+    assert guard.check(text).category == category
+
