@@ -379,3 +379,10 @@ def test_requests_for_a_particular_person(guard, text: str, category: str | None
 def test_si_is_suicidal_ideation_unless_it_says_yes(guard, text: str, category: str | None) -> None:
     assert guard.check(text).category == category
 
+
+@pytest.mark.parametrize(
+    "text", ["ya me quiero suicidar", "tengo ideas suicidas otra vez", "mi hermano dice que se va a suicidar"]
+)
+def test_spanish_suicide_in_its_inflected_forms(guard, text: str) -> None:
+    assert guard.check(text).category == "crisis"
+
