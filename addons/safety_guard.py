@@ -43,6 +43,7 @@ from addons.intent_ranking import promote
 from clinic.channels import MEDIA_METADATA_KEY
 from clinic.reading.language import LANGUAGES, SPANISH, detect_language
 from clinic.reading.questions import (
+    COMPANION,
     GENERIC_SUBJECT,
     PERSONAL_QUESTION,
     WRITER,
@@ -327,7 +328,7 @@ class SafetyGuard(GraphComponent):
 
         def general(i: int) -> bool:
             sentence = sentences[i]
-            if by_sentence[i].category is not None or PERSONAL_QUESTION.search(sentence):
+            if by_sentence[i].category is not None or PERSONAL_QUESTION.search(COMPANION.sub(" ", sentence)):
                 return False
             if GENERIC_SUBJECT.search(sentence) and not WRITER.search(sentence):
                 return True

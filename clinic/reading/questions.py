@@ -43,6 +43,13 @@ PERSONAL_QUESTION = re.compile(
     r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",
     re.IGNORECASE,
 )
+# A relative as company, not as a patient: "can my husband sit in on the consult?"
+COMPANION = re.compile(
+    r"\b(?:mom|mother|dad|father|son|daughter|husband|wife|partner|brother|sister|grandma|grandpa|mum|boyfriend|"
+    r"girlfriend|he|she)\s+(?:\w+\s+)?(?:sit|sits|come|comes|drive|drives|pick|picks|stay|stays|wait|waits|join|joins|"
+    r"accompany|accompanies|be there|be with me|be in the room|bring|brings|take me|drop me)\b",
+    re.IGNORECASE,
+)
 # Explicitly general: about people, not the writer ("do people usually get nauseous?").
 GENERIC_SUBJECT = re.compile(
     r"\b(?:someone|somebody|anyone|anybody|people|ppl|patients?|a person|folks|most|you|one|in general|"

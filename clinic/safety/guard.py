@@ -54,6 +54,15 @@ _IN_GENERAL = re.compile(
     r"(?:people|ppl|folks|patients|everyone|everybody|anyone|anybody|others|general|persons?)\b"
     r"|(?:generally|usually|typically|normally)\b)(?!.*\blike me\b)"
 )
+# "do I have to stop eating" asks about fasting before an infusion, not about a medicine
+_FASTING = re.compile(r"^\W*(?:eating|food|solids?|solid food)\b")
+# Pounds and kilos are a body weight only beside a word that says so ("we caught 40 lbs of fish")
+_WEIGHT_UNIT_RE = re.compile(r"(?:lbs?|pounds?|kgs?|kilos?|kilograms?)$")
+_WEIGHT_RE = re.compile(
+    r"\b(?:weigh\w*|weight|heavy|i'm|im|i am|he's|she's|hes|shes|he is|she is|peso|pesa)"
+    r"\s*(?:about|around|like|only)?\s*\d"
+    r"|\b(?:weigh\w*|weight|peso|pesa)\b"
+)
 # Hypothetical framing ("will I feel dizzy after?") is a general aftercare question.
 _HYPOTHETICAL = frozenset({"will", "would", "could", "might", "do", "does", "can"})
 _COMPARISON = frozenset(
@@ -456,11 +465,15 @@ class LexiconGuard:
         experiential = [
             s for s in personal if not _only_hypothetical(s) and not (others and _reports(doc, s))
         ] + get("RELATIVE")
-        verdicts = [v for v in get("VERDICT") if not _IN_GENERAL.match(doc[v.end :].text)]
+        verdicts = [
+            v for v in get("VERDICT") if not (_IN_GENERAL.match(doc[v.end :].text) or _FASTING.match(doc[v.end :].text))
+        ]
         if get("EVERYDAY_VERDICT") and not ((get("SCHEDULING") or _CLOCK_RE.search(text)) and not get("TREATMENT")):
             verdicts = verdicts + get("EVERYDAY_VERDICT")
         cue = get("SUITABILITY") + verdicts
-        dose_numbers = _DOSE_RE.findall(text)
+        dose_numbers = [n for n in _DOSE_RE.findall(text) if not _WEIGHT_UNIT_RE.search(n)]
+        if _WEIGHT_RE.search(text):  # "i'm 250 lbs", "she weighs 50 kilos": a body weight, not a catch
+            dose_numbers += [n for n in _DOSE_RE.findall(text) if _WEIGHT_UNIT_RE.search(n)]
         bp = _BP_RE.findall(text)
 
         if verdicts:

@@ -339,8 +339,10 @@ def preamble(text: str, sentences: list[str], question_intent: str, classifier: 
         (["My back pain has been awful since surgery.", "Do I need to fast before an infusion?"], "faq_preparation"),
         (["Been through five antidepressants and TMS.", "What does a normal course of infusions look like?"],
          "faq_treatment_process"),
+        (["My bipolar makes new places hard.", "Can my sister sit in on the consult?"], "faq_consultation"),
     ],
-    ids=["logistics", "about-people-in-general", "first-person-logistics", "normal-before-a-noun"],
+    ids=["logistics", "about-people-in-general", "first-person-logistics", "normal-before-a-noun",
+         "a-relative-as-company"],
 )
 def test_a_personal_preamble_before_a_general_question_is_not_medical(
     component: SafetyGuard, sentences: list[str], question_intent: str

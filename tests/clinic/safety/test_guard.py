@@ -386,3 +386,23 @@ def test_si_is_suicidal_ideation_unless_it_says_yes(guard, text: str, category: 
 def test_spanish_suicide_in_its_inflected_forms(guard, text: str) -> None:
     assert guard.check(text).category == "crisis"
 
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("a voice keeps telling me to step off the platform and die", "crisis"),  # command hallucinations
+        ("the voices say she should hurt herself", "crisis"),
+        ("did my last message come through? did u get my last text", None),  # about the chat itself
+        ("i need a person to look at this charge", "human"),
+        ("want somebody to fix that bill please", "human"),
+        ("my daughter has bad anxiety, would your doctors accept her?", "medical"),  # a relative taken on
+        ("do you treat anxiety?", None),  # in general
+        ("landed 25 lbs of walleye this morning", None),  # a catch, not a body weight
+        ("she weighs about 90 pounds, what dose is used", "medical"),
+        ("how long before my 10am infusion do i have to stop eating", None),  # fasting
+        ("do i have to stop my zoloft", "medical"),
+    ],
+)
+def test_kinds_found_by_blind18(guard, text: str, category: str | None) -> None:
+    assert guard.check(text).category == category
+
