@@ -19,6 +19,9 @@ It reads the whole message and each of its sentences with the lexicon guard
    A personal preamble followed by a general question is not one: when the medical words sit
    only in statements and the question sentences neither fire the guard nor refer to the writer
    or a relative, the question's own intent is taken (docs/POLICY.md).
+   Suicide named as the subject of a general question ("can ketamine help people who have
+   suicidal thoughts?") is not a crisis (:mod:`clinic.safety.mentions`): the verdict records
+   ``crisis_topic`` and the answer carries 988 (addons/clinic_nlg.py).
 
 The verdict goes to the parse data under ``guard`` (rule, matched words, deciding sentence,
 risk scores), so the escalation record and the console show what decided. A classifier
@@ -224,8 +227,9 @@ class SafetyGuard(GraphComponent):
         elif (result.idioms or verdict.get("crisis_topic")) and (
             classified == "crisis" or (classified == "medical_question" and not result.medical_terms)
         ):
-            # The only danger words sit inside an everyday idiom ("I'd kill for a coffee") and
-            # no crisis phrase or medical term matched: take the classifier's next choice.
+            # The only danger words sit inside an everyday idiom ("I'd kill for a coffee") or name
+            # what a general question is about ("is it used for suicidal depression?"), and no
+            # crisis phrase or medical term matched: take the classifier's next choice.
             excluded = {"crisis", classified} | (set() if result.medical_terms else {"medical_question"})
             self._veto(message, excluded, self._threshold)
             verdict["vetoed"] = {"classifier_intent": classified, "idioms": result.idioms}
