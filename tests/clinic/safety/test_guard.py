@@ -396,6 +396,7 @@ def test_spanish_suicide_in_its_inflected_forms(guard, text: str) -> None:
         ("i need a person to look at this charge", "human"),
         ("want somebody to fix that bill please", "human"),
         ("my daughter has bad anxiety, would your doctors accept her?", "medical"),  # a relative taken on
+        ("my niece is 17 and has bad PTSD, could she get treatment at your place", "medical"),
         ("do you treat anxiety?", None),  # in general
         ("landed 25 lbs of walleye this morning", None),  # a catch, not a body weight
         ("she weighs about 90 pounds, what dose is used", "medical"),
