@@ -90,7 +90,9 @@ def detect_language(text: str) -> str | None:
     if asked:
         return asked
     raw = (text or "").lower()
-    words = _WORD.findall(fold(raw))
+    # a token with a digit is a booking code, a phone number or a time: its letters ("de" in
+    # "de7kq2") are no language
+    words = [w for token in fold(raw).split() if not any(c.isdigit() for c in token) for w in _WORD.findall(token)]
     spanish = sum(2 if w in _STRONG_SPANISH else 1 for w in words if w in SPANISH_WORDS or w in _STRONG_SPANISH)
     english = sum(2 if w in _STRONG_ENGLISH else 1 for w in words if w in _ENGLISH_WORDS)
     if re.search(r"[ñ¿¡]", raw):

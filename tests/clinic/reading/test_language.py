@@ -40,7 +40,9 @@ def test_english_reads_as_english(text: str) -> None:
     assert detect_language(text) == "en"
 
 
-@pytest.mark.parametrize("text", ["ok", "no", "Maria Lopez", "555-0142", "kms", "", "👍", "lol"])
+@pytest.mark.parametrize(
+    "text", ["ok", "no", "Maria Lopez", "555-0142", "kms", "", "👍", "lol", "de7kq2", "k2el9x", "q4mi8z"]
+)
 def test_short_or_neutral_messages_keep_the_current_language(text: str) -> None:
     assert detect_language(text) is None
 
