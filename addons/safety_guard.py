@@ -7,7 +7,8 @@ It reads the whole message and each of its sentences with the lexicon guard
 1. a crisis or emergency phrase in any sentence, or a risk-model score that an intent model
    agrees with (a **confident** score, or an uncertain one and a classifier sure of ``crisis``):
    intent ``crisis`` (entity ``crisis_kind``: ``self_harm`` | ``emergency``), the crisis protocol;
-2. an **uncertain** risk-model score, a confident one no intent model agrees with, or a
+2. an **uncertain** risk-model score, a confident one no intent model agrees with, a writer
+   somewhere to fall from now or reaching out unexplained (:mod:`clinic.safety.places`), or a
    classifier ``crisis`` that no lexicon rule confirms (below :data:`CLASSIFIER_MIDDLING` and with
    no other sign, the classifier's next reading is taken instead):
    a safety check-in (``guard.safety = "checkin"``; addons/checkin_policy.py asks the question).
@@ -50,12 +51,14 @@ from clinic.reading.questions import (
     GENERIC_SUBJECT,
     PERSONAL_QUESTION,
     WRITER,
+    before_a_risk_question,
     is_question,
     not_happening_now,
     says_now,
 )
 from clinic.safety.guard import GuardResult, default_guard
 from clinic.safety.mentions import crisis_words_as_a_topic
+from clinic.safety.places import reason_to_ask
 
 GUARD_KEY = "guard"
 READING_KEY = "reading"
@@ -176,9 +179,15 @@ class SafetyGuard(GraphComponent):
             firing = [s for s, r in zip(sentences, by_sentence) if r.category == "emergency"] or [text]
             # every firing piece a general question or a memory, and no word of now anywhere
             # ("can someone have a seizure from it? he's shaking now")
-            if all(not_happening_now(piece) for piece in firing) and not says_now(text):
+            if all(not_happening_now(piece) or self._asks_about_a_risk(piece) for piece in firing) and not says_now(
+                text
+            ):
                 not_now = result.rule
-                result = GuardResult(language=whole.language, medical_terms=whole.medical_terms)
+                # the rest of the message still speaks ("I have epilepsy, could it give me seizures?")
+                result = self._guard.check(_without(text, result.matched))
+                result = result if result.category not in _CATEGORY_RANK else GuardResult(language=whole.language)
+                result.medical_terms = sorted(set(result.medical_terms) | set(whole.medical_terms))
+                deciding = None
         topic = crisis_words_as_a_topic(self._guard, text, sentences) if result.category == "crisis" else []
         if topic:
             # crisis words naming what a general question is about: read the rest of the message
@@ -188,11 +197,18 @@ class SafetyGuard(GraphComponent):
             else:
                 topic = []
         verdict = result.as_dict() | {"sentence": deciding}
+        if result.category not in _CATEGORY_RANK and (reason := reason_to_ask(text)):
+            verdict["concern"] = reason
         if not_now:
             verdict["not_now"] = not_now
         if topic:
             verdict["crisis_topic"] = topic
         return result, by_sentence, verdict
+
+    def _asks_about_a_risk(self, piece: str) -> bool:
+        """A question whether the treatment could bring an emergency on, told of nothing now."""
+        before = before_a_risk_question(piece)
+        return before is not None and self._guard.check(before).category not in _CATEGORY_RANK
 
     def _below_crisis(
         self,
@@ -248,6 +264,7 @@ class SafetyGuard(GraphComponent):
             current = (message.get(INTENT) or {}).get("name")
         unconfirmed = (
             unreadable
+            or "concern" in verdict
             or risk_verdict == "confident"
             or (risk_verdict == "uncertain" and not self._risk_outweighed(message, reading, result))
             or (_a_sentence_reads_as_crisis(reading) and not self._read_elsewhere(message, result))

@@ -67,6 +67,15 @@ _PAST = re.compile(
 )
 # An emergency word as something that could happen: "is there any risk of an overdose?", "can u..."
 _A_RISK = re.compile(r"\b(?:risks?|chances?|possib\w*|likel\w*) (?:of|for|that)\b|\bcan (?:u|ya)\b", re.IGNORECASE)
+# An emergency word as what the treatment might bring on: "would ketamine give him seizures?",
+# "me puede dar convulsiones la ketamina?" asks about a risk, whoever it is about.
+_CAUSED_BY_IT = re.compile(
+    r"\b(?:can|could|would|will|might|may|does|do|is|puede|podr[ií]a|va a)\b.{0,40}?"
+    r"\b(?:give|gives|giving|cause|causes|causing|trigger|triggers|triggering|bring on|brings on|set off|sets off|"
+    r"induce|induces|lead to|leads to|provoke|provokes|dar|darle|darme|causar|causarle|causarme|provocar|"
+    r"provocarle|provocarme|desencadenar)\b",
+    re.IGNORECASE,
+)
 _NOW = re.compile(
     r"\b(?:now|rn|today|tonight|this morning|just|currently|again|still|help|hurry|asap|ahora|ahorita|"
     r"hoy|ayuda|rapido|rápido|todavía|todavia)\b", re.IGNORECASE
@@ -97,6 +106,18 @@ def not_happening_now(piece: str) -> bool:
     ):
         return True
     return bool(_PAST.search(piece)) and not _NOW.search(piece)
+
+
+def before_a_risk_question(piece: str) -> str | None:
+    """What a piece says before asking whether the treatment could bring something on, or None.
+
+    "Tengo epilepsia, me puede dar convulsiones la ketamina?" asks about a risk; the words before
+    the question ("Tengo epilepsia, me") must be read on their own, since "I took 10 of them, will
+    it cause problems?" tells of an ingestion before asking."""
+    match = _CAUSED_BY_IT.search(piece)
+    if not match or not is_question(piece) or _NOW.search(piece):
+        return None
+    return piece[: match.start()]
 
 
 # Said of this moment: a general question is not asked "tonight"

@@ -722,3 +722,67 @@ def test_an_uncertain_crisis_reading_is_outweighed_by_a_sure_classifier(componen
 
     assert message.get(GUARD_KEY).get("safety") is None
 
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Tengo epilepsia, me puede dar convulsiones la ketamina?", "I have epilepsy, could ketamine give me a seizure?"],
+)
+def test_asking_whether_it_could_bring_on_an_emergency_is_a_medical_question(component: SafetyGuard, text: str) -> None:
+    message = classified(text, ("faq_side_effects", 0.6))
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
+    assert message.get(GUARD_KEY)["category"] == "medical"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my son swallowed a bunch of my tylenol, will it cause liver damage?",
+        "could it give him a seizure? he is seizing now",
+    ],
+)
+def test_an_emergency_told_before_asking_about_a_risk_stays_one(component: SafetyGuard, text: str) -> None:
+    message = classified(text, ("faq_side_effects", 0.6))
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "crisis"
+    assert entities(message)["crisis_kind"] == "emergency"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "up on the roof of my apartment building rn. idk",
+        "sitting on the top level of the hospital garage right now",
+        "not sure why im even texting a clinic tbh",
+    ],
+)
+def test_a_writer_up_high_now_or_reaching_out_unexplained_is_asked(component: SafetyGuard, text: str) -> None:
+    message = classified(text, ("out_of_scope", 0.7))
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(GUARD_KEY)["concern"]
+    assert message.get(INTENT)["name"] == "out_of_scope"  # resumed after a "no"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "parked on the top level of the garage now, which elevator goes to your office?",
+        "on the roof fixing shingles rn, call me back in an hour",
+        "not sure why im texting instead of calling lol, how much is a consult?",
+    ],
+)
+def test_a_visitor_or_worker_up_high_is_not_asked(component: SafetyGuard, text: str) -> None:
+    message = classified(text, ("faq_clinic_info", 0.7))
+
+    component.process([message])
+
+    assert "concern" not in message.get(GUARD_KEY)
+    assert message.get(GUARD_KEY).get("safety") != "checkin"

@@ -1,0 +1,50 @@
+"""A writer somewhere to fall from, now: reason to ask, not yet a verdict.
+
+"On the top floor of the parking garage rn" or "on the roof of my building, 14 floors up",
+sent to a clinic's text line with nothing else asked, can be the start of a crisis; the same
+place in "parked on the top level, which elevator goes to your suite?" is a visitor finding the
+way. No lexicon phrase can tell them apart, so neither starts the crisis protocol: the first
+gets the safety check-in (988 and 911 with one question), the second an answer. An unexplained
+reach-out ("not sure why I'm texting a clinic") with no question in it is asked about too.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HIGH_PLACE = re.compile(
+    r"\b(?:on|at|up on|onto|atop|in|from) (?:the |a |my |this |our )?"
+    r"(?:top (?:floor|level|deck|stor(?:e)?y)|roof(?:top)?|ledge|edge of (?:the |a )?\w+|top of (?:the |a |my )?"
+    r"(?:building|garage|parking \w+|bridge|dam|tower|overpass|cliff|stairwell|hospital|hotel|dorm|apartment)|"
+    r"balcony rail\w*|overpass|cliff)\b"
+    r"|\b\d+ (?:floors|stories|storeys) up\b"
+    r"|\b(?:en|desde) (?:la azotea|el techo|el [uú]ltimo piso|lo alto de\b|la orilla de\b|el borde de\b)",
+    re.IGNORECASE,
+)
+_NOW = re.compile(
+    r"\b(?:now|rn|right now|tonight|atm|at the moment|currently|ahora|ahorita|en este momento)\b", re.IGNORECASE
+)
+# A reason to be up there that a clinic's visitor or a worker would give
+_EVERYDAY = re.compile(
+    r"\b(?:fix\w*|repair\w*|shingles?|gutters?|leak\w*|roofers?|antenna|satellite|bar|restaurant|party|pool|"
+    r"view|sunset|fireworks|concert|game|elevator|elevators|stairs|entrance|suite|office|lobby|parked|"
+    r"spots?|spaces?|find you|get to you|which way|where do i|ascensor|estacion\w*|oficina)\b",
+    re.IGNORECASE,
+)
+_UNSURE_WHY = re.compile(
+    r"\b(?:do ?n'?t|do not|not sure|no idea|idk|dunno)\b.{0,12}?\bwhy (?:i'?m|im|i am) (?:even |still )?"
+    r"(?:texting|writing|messaging|reaching out|telling (?:you|anyone|a clinic)|here)\b"
+    r"|\bno s[eé] (?:ni )?(?:por|pa) ?qu[eé] (?:te |les )?(?:escribo|estoy escribiendo|mando)",
+    re.IGNORECASE,
+)
+_QUESTION = re.compile(r"\?|\b(?:how much|what|when|where|can i|do you|are you|is there)\b", re.IGNORECASE)
+
+
+def reason_to_ask(text: str) -> str | None:
+    """``"at_a_height_now"`` or ``"unexplained_reach_out"`` when the message gives reason for the
+    safety check-in although no crisis phrase matched; None otherwise."""
+    if _HIGH_PLACE.search(text) and _NOW.search(text) and not _EVERYDAY.search(text):
+        return "at_a_height_now"
+    if _UNSURE_WHY.search(text) and (_HIGH_PLACE.search(text) or not _QUESTION.search(_UNSURE_WHY.sub(" ", text))):
+        return "unexplained_reach_out"
+    return None
