@@ -35,6 +35,7 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from clinic.reading.language import SPANISH, SPANISH_WORDS, detect_language
+from clinic.reading.questions import says_now
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
 MAX_CHARS = 50_000  # longer messages are read in full up to this many characters
@@ -47,6 +48,12 @@ _NOT_MEDICINES = frozenset({"ketamine", "esketamine", "spravato", "ketalar", "sp
 _REPORTING_VERBS = frozenset({"read", "hear", "see", "learn"})
 _REPORT_FILLERS = frozenset({"been", "have", "'ve", "ve", "keep", "kept", "also", "just", "even", "already", "often"})
 _OTHERS = frozenset({"people", "ppl", "someone", "somebody", "others", "patients", "folks"})
+# People the policy does not count as the writer's relatives: their health is hearsay
+_NOT_KIN = frozenset(
+    {"friend", "friends", "buddy", "buddies", "coworker", "coworkers", "co-worker", "neighbor", "neighbors",
+     "neighbour", "roommate", "roommates", "classmate", "classmates", "boss", "pastor", "coach", "teacher",
+     "bestie", "bff", "amiga", "amigo", "amigas", "amigos", "vecina", "vecino", "compañera", "compañero"}
+)
 _WRITER_WORDS = frozenset({"i", "i'm", "im", "me", "my", "we", "our", "yo", "mi"})
 # "is that normal for most folks?", "is it safe in general": a verdict asked about people at large
 _IN_GENERAL = re.compile(
@@ -83,6 +90,23 @@ _CLOCK_RE = re.compile(
     r"\b(?:at\s+\d{1,2}\b|\d{1,2}(?:[:\s][0-5]\d)?\s?(?:am|pm|a\s?m|p\s?m)\b|\d{1,2}[:\s][0-5]\d\b)", re.IGNORECASE
 )
 _BP_RE = re.compile(r"\b(?:[7-9]\d|1\d\d|2[0-4]\d)\s?/\s?(?:[4-9]\d|1[0-4]\d)\b")
+# Vital signs a reading of which, told with a symptom or of now, is an emergency: a pulse under 45
+# or over 150, oxygen under 90%, blood pressure at 180/120 or over, or a systolic under 80.
+_PULSE_RE = re.compile(
+    r"\b(?:pulse|heart ?rate|hr|heartbeat|pulso|ritmo cardiaco|frecuencia cardiaca)"
+    r"(?:\s+[a-záéíóú']+){0,3}?\s+(\d{2,3})\b"
+    r"|\b(\d{2,3})\s?bpm\b",
+    re.IGNORECASE,
+)
+_OXYGEN_RE = re.compile(
+    r"\b(?:oxygen|o2|sats?|spo2|pulse ?ox|oximeter|ox|oxigeno|ox[ií]geno|saturaci[oó]n)(?:\s+[a-z]+){0,3}?\s+(\d{2})\b",
+    re.IGNORECASE,
+)
+_BP_VALUES_RE = re.compile(r"\b(\d{2,3})\s?/\s?(\d{2,3})\b")
+_UNWELL_WORDS = frozenset(
+    {"gasp", "gasping", "faint", "fainting", "chest", "blue", "pale", "clammy", "pounding", "racing", "breathe",
+     "breathing", "collapse", "collapsed", "mareado", "mareada", "sudando", "pecho", "desmayo", "respirar"}
+)
 _SPANISH_MARKERS = frozenset(
     "que quiero estoy tengo mi mis me para por pero como porque ya nada nadie vida morir muerto "
     "muerta puedo ayuda hijo hija esposo esposa mamá papá pecho respirar pastillas no sé".split()
@@ -200,7 +224,8 @@ class LexiconGuard:
         self._spanish_crisis = set(crisis.get("spanish", [])) | set(emergency.get("spanish", []))
         spanish_emergency = emergency.get("spanish", [])
         spanish_crisis = [p for p in crisis.get("spanish", []) if p not in spanish_emergency]
-        self._add("SELF_HARM", crisis.get("self_harm", []) + spanish_crisis, typos=2, persons=True)
+        other_languages = crisis.get("other_languages", [])
+        self._add("SELF_HARM", crisis.get("self_harm", []) + spanish_crisis + other_languages, typos=2, persons=True)
         self._add("HARM_OTHERS", crisis.get("harm_others", []), typos=1)
         self._add("OVERDOSE", crisis.get("overdose", []), typos=2, persons=True)
         self._add("LETHALITY", crisis.get("lethality", []), typos=1)
@@ -388,7 +413,7 @@ class LexiconGuard:
         text = _LONG_RUN_RE.sub(r"\1 ", text)  # no word is this long: keeps tokenizing linear
         # the lexicons are English and Spanish: a word with other letters cannot match (and junk
         # bytes would cost spaCy a new vocabulary entry each)
-        text = " ".join(w for w in text.split() if not _OTHER_SCRIPT_RE.search(w))
+        text = " ".join(filter(None, (_in_lexicon_letters(w) for w in text.split())))
         return self.nlp(self._correct_typos(self._normalize(_spell_out_si(text))))
 
     def check(self, text: str) -> GuardResult:
@@ -426,6 +451,10 @@ class LexiconGuard:
         if ingested:
             ingestion = get("INGESTION") + get("MEDICINE") + get("MEDICINE_WORD")
             return _fire(result, "emergency", "accidental_ingestion", ingestion)
+        vitals = _dangerous_vitals(text)
+        unwell = get("SYMPTOM") or get("AFTER_TREATMENT") or any(t.lower_ in _UNWELL_WORDS for t in doc)
+        if vitals and (unwell or says_now(text)):
+            return _fire(result, "emergency", "dangerous_vitals", get("SYMPTOM") + get("AFTER_TREATMENT"), extra=vitals)
         result = self._medical(doc, text, spans, result)
         if not result.fired:
             if get("HUMAN"):
@@ -458,7 +487,9 @@ class LexiconGuard:
 
     def _medical(self, doc: Doc, text: str, spans: dict[str, list[Span]], result: GuardResult) -> GuardResult:
         get = lambda label: spans.get(label, [])  # noqa: E731
-        personal = get("PERSONAL") + get("RELATIVE")
+        # "my friend said she threw up after hers": the friend's health, not the writer's
+        own = [s for s in get("PERSONAL") if not (s.end < len(doc) and doc[s.end].lower_ in _NOT_KIN)]
+        personal = own + get("RELATIVE")
         if not personal and _DROPPED_SUBJECT.match(text):
             personal = [doc[:1]]
         others = any(t.lower_ in _OTHERS for t in doc)
@@ -513,6 +544,32 @@ class LexiconGuard:
         if re.search(r"[ñ¿¡]|ción\b", text):
             return "es"
         return "en"
+
+
+def _in_lexicon_letters(word: str) -> str:
+    """The word as the lexicons spell it: other Latin accents dropped ("muốn" -> "muon", "tèt" ->
+    "tet"), Spanish ones kept; "" for a word in another script."""
+    if not _OTHER_SCRIPT_RE.search(word):
+        return word
+    folded = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return "" if _OTHER_SCRIPT_RE.search(folded) else folded
+
+
+def _dangerous_vitals(text: str) -> list[str]:
+    """The readings in a text that are dangerous whoever they belong to (see :data:`_PULSE_RE`)."""
+    found = []
+    for match in _PULSE_RE.finditer(text):
+        value = int(match.group(1) or match.group(2))
+        if 20 <= value < 45 or 150 < value <= 250:
+            found.append(match.group(0))
+    for match in _OXYGEN_RE.finditer(text):
+        if 50 <= int(match.group(1)) < 90:
+            found.append(match.group(0))
+    for match in _BP_VALUES_RE.finditer(text):
+        systolic, diastolic = int(match.group(1)), int(match.group(2))
+        if systolic > diastolic and (systolic >= 180 or diastolic >= 120 or 50 <= systolic < 80):
+            found.append(match.group(0))
+    return found
 
 
 def _spell_out_si(text: str) -> str:

@@ -786,3 +786,14 @@ def test_a_visitor_or_worker_up_high_is_not_asked(component: SafetyGuard, text: 
 
     assert "concern" not in message.get(GUARD_KEY)
     assert message.get(GUARD_KEY).get("safety") != "checkin"
+
+
+def test_a_complaint_that_nobody_calls_back_is_not_asked_about(component: SafetyGuard) -> None:
+    message = with_reading(
+        classified("left two voicemails and nobody called me back, this is ridiculous", ("request_human", 0.6)),
+        "uncertain",
+    )
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY).get("safety") != "checkin"
