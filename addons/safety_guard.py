@@ -8,7 +8,7 @@ It reads the whole message and each of its sentences with the lexicon guard
    agrees with (a **confident** score, or an uncertain one and a classifier sure of ``crisis``):
    intent ``crisis`` (entity ``crisis_kind``: ``self_harm`` | ``emergency``), the crisis protocol;
 2. an **uncertain** risk-model score, a confident one no intent model agrees with, a writer
-   somewhere to fall from now or reaching out unexplained (:mod:`clinic.safety.places`), or a
+   somewhere to fall from now or reaching out unexplained (:mod:`clinic.safety.signs`), or a
    classifier ``crisis`` that no lexicon rule confirms (below :data:`CLASSIFIER_MIDDLING` and with
    no other sign, the classifier's next reading is taken instead):
    a safety check-in (``guard.safety = "checkin"``; addons/checkin_policy.py asks the question).
@@ -58,7 +58,7 @@ from clinic.reading.questions import (
 )
 from clinic.safety.guard import GuardResult, default_guard
 from clinic.safety.mentions import crisis_words_as_a_topic
-from clinic.safety.places import reason_to_ask
+from clinic.safety.signs import reason_to_ask
 
 GUARD_KEY = "guard"
 READING_KEY = "reading"

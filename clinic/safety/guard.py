@@ -34,7 +34,7 @@ import yaml
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from clinic.reading.language import SPANISH, SPANISH_WORDS, detect_language
+from clinic.reading.language import SPANISH, SPANISH_WORDS, detect_language, english_words
 from clinic.reading.questions import says_now
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
@@ -211,6 +211,7 @@ class LexiconGuard:
         self._longest = 1
         # Spanish grammar words are not misspelt English ("tambien" is not "ambien")
         self._known: set[str] = set(_load_yaml(self._dir, "vocabulary.yml").get("words", [])) | SPANISH_WORDS
+        self._english = english_words()
         self._typo_targets: dict[str, int] = {}
         self._add_danger_lexicons()
         self._add_medical_lexicons()
@@ -401,8 +402,8 @@ class LexiconGuard:
             word = match.group(0)
             if not 6 <= len(word) <= _MAX_TYPO_WORD or word in self._known or not word.isalpha():
                 return word
-            if word in self._lemma_table:
-                return word
+            if word in self._lemma_table or word in self._english:
+                return word  # an English word ("concert") is not a misspelt lexicon word ("concerta")
             return _closest(word, self._typo_index, self._typo_targets) or word
 
         return _WORD_RE.sub(fix, text)

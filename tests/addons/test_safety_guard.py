@@ -759,6 +759,7 @@ def test_an_emergency_told_before_asking_about_a_risk_stays_one(component: Safet
         "up on the roof of my apartment building rn. idk",
         "sitting on the top level of the hospital garage right now",
         "not sure why im even texting a clinic tbh",
+        "ok. i chose the day. does the first infusion hurt",
     ],
 )
 def test_a_writer_up_high_now_or_reaching_out_unexplained_is_asked(component: SafetyGuard, text: str) -> None:
@@ -777,6 +778,7 @@ def test_a_writer_up_high_now_or_reaching_out_unexplained_is_asked(component: Sa
         "parked on the top level of the garage now, which elevator goes to your office?",
         "on the roof fixing shingles rn, call me back in an hour",
         "not sure why im texting instead of calling lol, how much is a consult?",
+        "we finally set the date for the wedding! can i get infusions before it?",
     ],
 )
 def test_a_visitor_or_worker_up_high_is_not_asked(component: SafetyGuard, text: str) -> None:

@@ -1,11 +1,13 @@
-"""A writer somewhere to fall from, now: reason to ask, not yet a verdict.
+"""Signs that give reason to ask about safety although no crisis phrase matched.
 
 "On the top floor of the parking garage rn" or "on the roof of my building, 14 floors up",
 sent to a clinic's text line with nothing else asked, can be the start of a crisis; the same
 place in "parked on the top level, which elevator goes to your suite?" is a visitor finding the
-way. No lexicon phrase can tell them apart, so neither starts the crisis protocol: the first
-gets the safety check-in (988 and 911 with one question), the second an answer. An unexplained
-reach-out ("not sure why I'm texting a clinic") with no question in it is asked about too.
+way. "Picked the date." with nothing named can be a chosen day to die; "picked the date for my
+wedding" is not. No lexicon phrase can tell these apart, so none starts the crisis protocol: the
+first of each pair gets the safety check-in (988 and 911 with one question), the second an
+answer. An unexplained reach-out ("not sure why I'm texting a clinic") with no question in it
+is asked about too.
 """
 
 from __future__ import annotations
@@ -37,14 +39,26 @@ _UNSURE_WHY = re.compile(
     r"|\bno s[eé] (?:ni )?(?:por|pa) ?qu[eé] (?:te |les )?(?:escribo|estoy escribiendo|mando)",
     re.IGNORECASE,
 )
+# A date or day chosen, naming nothing it is for: "picked the date. the 14th."
+_CHOSEN_DATE = re.compile(
+    r"\b(?:picked|chose|chosen|set|decided on|settled on) (?:a|the|my) (?:date|day)\s*(?:$|[.!])",
+    re.IGNORECASE,
+)
+_PLANS = re.compile(
+    r"\b(?:book\w*|appointments?|appts?|consult\w*|schedul\w*|wedding|party|trip|surgery|moving|move|vacation|"
+    r"graduation|shower|birthday|reunion|baptism|funeral|closing|court|start|cita|boda|fiesta|viaje)\b",
+    re.IGNORECASE,
+)
 _QUESTION = re.compile(r"\?|\b(?:how much|what|when|where|can i|do you|are you|is there)\b", re.IGNORECASE)
 
 
 def reason_to_ask(text: str) -> str | None:
-    """``"at_a_height_now"`` or ``"unexplained_reach_out"`` when the message gives reason for the
-    safety check-in although no crisis phrase matched; None otherwise."""
+    """``"at_a_height_now"``, ``"chosen_date"`` or ``"unexplained_reach_out"`` when the message
+    gives reason for the safety check-in although no crisis phrase matched; None otherwise."""
     if _HIGH_PLACE.search(text) and _NOW.search(text) and not _EVERYDAY.search(text):
         return "at_a_height_now"
+    if _CHOSEN_DATE.search(text) and not _PLANS.search(text):
+        return "chosen_date"
     if _UNSURE_WHY.search(text) and (_HIGH_PLACE.search(text) or not _QUESTION.search(_UNSURE_WHY.sub(" ", text))):
         return "unexplained_reach_out"
     return None
