@@ -149,6 +149,7 @@ _REPEAT_RE = re.compile(r"(\S)\1{2,}")
 _NOT_WORDLIKE_RE = re.compile(r"[^\w\s'\u2019\-/.,!?¿¡]|_")
 _OTHER_SCRIPT_RE = re.compile(r"[^\x00-\x7f¿¡áéíóúñüÁÉÍÓÚÑÜ\u2018\u2019]")
 _LONG_RUN_RE = re.compile(r"(\S{32})")
+_SHORT_WORD = 8  # below this length a correction must keep the first letter
 _MAX_TYPO_WORD = 24  # longer "words" are never misspelt lexicon words
 _WORD_RE = re.compile(r"[\w'/]+", re.UNICODE)
 _SI_RE = re.compile(r"(?<![\w'])SI(?![\w'])")
@@ -672,10 +673,12 @@ def _closest(word: str, index: dict[str, set[str]], targets: dict[str, int]) -> 
     candidates: set[str] = set()
     for key in _deletes(word, limit) | {word}:
         candidates |= index.get(key, set())
+    # a short word misspelt keeps its first letter: "jollof" is rice, not a misspelt "zollof"
     scored = sorted(
         (d, c)
         for c in candidates
-        if (d := _osa_distance(word, c)) <= min(limit, _max_distance(c, targets[c]))
+        if (len(word) >= _SHORT_WORD or c[0] == word[0])
+        and (d := _osa_distance(word, c)) <= min(limit, _max_distance(c, targets[c]))
     )
     if scored and (len(scored) == 1 or scored[0][0] < scored[1][0]):
         return scored[0][1]
