@@ -7,8 +7,9 @@ It reads the whole message and each of its sentences with the lexicon guard
 1. a crisis or emergency phrase in any sentence, or a risk-model score that an intent model
    agrees with (a **confident** score, or an uncertain one and a classifier sure of ``crisis``):
    intent ``crisis`` (entity ``crisis_kind``: ``self_harm`` | ``emergency``), the crisis protocol;
-2. an **uncertain** risk-model score, a confident one no intent model agrees with, a writer
-   somewhere to fall from now or reaching out unexplained (:mod:`clinic.safety.signs`), or a
+2. an **uncertain** risk-model score, a confident one no intent model agrees with, a sign no
+   phrase can confirm (somewhere to fall from now, a chosen date, an unexplained reach-out:
+   :mod:`clinic.safety.signs`), or a
    classifier ``crisis`` that no lexicon rule confirms (below :data:`CLASSIFIER_MIDDLING` and with
    no other sign, the classifier's next reading is taken instead):
    a safety check-in (``guard.safety = "checkin"``; addons/checkin_policy.py asks the question).
