@@ -347,7 +347,9 @@ def test_a_dead_server_is_restarted_and_the_others_keep_running(tmp_path: Path) 
         assert _wait_for(lambda: actions.process is not old and actions.process.poll() is None)
         assert [child.process.pid for child in others] == pids
         assert all(child.process.poll() is None for child in others)
-        assert [r.process for r in StatusFile(tmp_path / "run" / "supervisor.json").restarts()] == ["actions"]
+        # the restart is recorded just after the new process starts
+        status_file = StatusFile(tmp_path / "run" / "supervisor.json")
+        assert _wait_for(lambda: [r.process for r in status_file.restarts()] == ["actions"])
     finally:
         processes = stack.processes
         stopping.set()  # what SIGTERM and Ctrl-C do
