@@ -454,8 +454,9 @@ class LexiconGuard:
             ingestion = get("INGESTION") + get("MEDICINE") + get("MEDICINE_WORD")
             return _fire(result, "emergency", "accidental_ingestion", ingestion)
         vitals = _dangerous_vitals(text)
-        unwell = get("SYMPTOM") or get("AFTER_TREATMENT") or any(t.lower_ in _UNWELL_WORDS for t in doc)
-        if vitals and (unwell or says_now(text)):
+        if vitals and (
+            get("SYMPTOM") or get("AFTER_TREATMENT") or any(t.lower_ in _UNWELL_WORDS for t in doc) or says_now(text)
+        ):
             return _fire(result, "emergency", "dangerous_vitals", get("SYMPTOM") + get("AFTER_TREATMENT"), extra=vitals)
         result = self._medical(doc, text, spans, result)
         if not result.fired:
