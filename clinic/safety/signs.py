@@ -8,6 +8,11 @@ wedding" is not. No lexicon phrase can tell these apart, so none starts the cris
 first of each pair gets the safety check-in (988 and 911 with one question), the second an
 answer. An unexplained reach-out ("not sure why I'm texting a clinic") with no question in it
 is asked about too.
+
+Final arrangements told of oneself ("wrote my will and changed the beneficiaries this week") and
+things one will not need after a near day ("cancel the rest, won't need them after this weekend")
+are warning signs that clinicians ask about; a lawyer's advice or a trip explains them as often,
+so they are asked about too, never taken as a crisis.
 """
 
 from __future__ import annotations
@@ -49,16 +54,40 @@ _PLANS = re.compile(
     r"graduation|shower|birthday|reunion|baptism|funeral|closing|court|start|cita|boda|fiesta|viaje)\b",
     re.IGNORECASE,
 )
+# The writer's own will, beneficiaries, obituary or funeral, done or being done
+_ARRANGEMENTS = re.compile(
+    r"\b(?:wrote|written|writing|finished|finishing|made|making|did|done|updated|updating|signed|signing|"
+    r"redid|redone|changed|changing|sorted|sorting|drew up|drawn up|drafted|drafting|paid for|prepaid|planned|planning|"
+    r"picked out|chose|arranged|arranging)\b (?:up |out |all )?(?:my|me) (?:own |last )?"
+    r"(?:will|last will|living will|beneficiar\w*|life insurance beneficiar\w*|obituary|obit|funeral|burial|"
+    r"casket|headstone|cremation)\b"
+    r"|\b(?:updated|changed|named|switched|added|listed) (?:the |all the |my )?beneficiar\w*"
+    r"|\b(?:hice|escrib[ií]|firm[eé]|arregl[eé]|dej[eé] listo) (?:mi|el) testamento\b",
+    re.IGNORECASE,
+)
+# Not needing something past a near day: "won't need them after this weekend"
+_NO_NEED_AFTER = re.compile(
+    r"\b(?:won'?t|wont|will not|would ?n'?t|not gonna|not going to|no longer|never)\b (?:be )?"
+    r"(?:need|needed|needing)\b.{0,40}?\b(?:after|past|beyond) (?:this|the|tomorrow|tonight|today|friday|saturday|"
+    r"sunday|monday|tuesday|wednesday|thursday|next)\b"
+    r"|\bno (?:\w+ )?(?:voy|vamos) a necesitar\b.{0,40}?\bdespu[eé]s del?\b",
+    re.IGNORECASE,
+)
 _QUESTION = re.compile(r"\?|\b(?:how much|what|when|where|can i|do you|are you|is there)\b", re.IGNORECASE)
 
 
 def reason_to_ask(text: str) -> str | None:
-    """``"at_a_height_now"``, ``"chosen_date"`` or ``"unexplained_reach_out"`` when the message
-    gives reason for the safety check-in although no crisis phrase matched; None otherwise."""
+    """``"at_a_height_now"``, ``"chosen_date"``, ``"unexplained_reach_out"``,
+    ``"final_arrangements"`` or ``"no_need_after"`` when the message gives reason for the safety
+    check-in although no crisis phrase matched; None otherwise."""
     if _HIGH_PLACE.search(text) and _NOW.search(text) and not _EVERYDAY.search(text):
         return "at_a_height_now"
     if _CHOSEN_DATE.search(text) and not _PLANS.search(text):
         return "chosen_date"
     if _UNSURE_WHY.search(text) and (_HIGH_PLACE.search(text) or not _QUESTION.search(_UNSURE_WHY.sub(" ", text))):
         return "unexplained_reach_out"
+    if _ARRANGEMENTS.search(text):
+        return "final_arrangements"
+    if _NO_NEED_AFTER.search(text):
+        return "no_need_after"
     return None

@@ -760,6 +760,8 @@ def test_an_emergency_told_before_asking_about_a_risk_stays_one(component: Safet
         "sitting on the top level of the hospital garage right now",
         "not sure why im even texting a clinic tbh",
         "ok. i chose the day. does the first infusion hurt",
+        "signed my will and named my sister as beneficiary this week. what time do you open",
+        "take me off the infusion list, i wont be needing them past sunday",
     ],
 )
 def test_a_writer_up_high_now_or_reaching_out_unexplained_is_asked(component: SafetyGuard, text: str) -> None:
@@ -779,6 +781,8 @@ def test_a_writer_up_high_now_or_reaching_out_unexplained_is_asked(component: Sa
         "on the roof fixing shingles rn, call me back in an hour",
         "not sure why im texting instead of calling lol, how much is a consult?",
         "we finally set the date for the wedding! can i get infusions before it?",
+        "my attorney told me to update my will someday, anyway do you take aetna?",
+        "my grandpa signed his will yesterday, can he still book a consult?",
     ],
 )
 def test_a_visitor_or_worker_up_high_is_not_asked(component: SafetyGuard, text: str) -> None:
