@@ -48,6 +48,7 @@ from addons.intent_ranking import promote
 from clinic.channels import MEDIA_METADATA_KEY
 from clinic.reading.language import LANGUAGES, SPANISH, detect_language
 from clinic.reading.questions import (
+    ASKING_FOR_SELF,
     COMPANION,
     GENERIC_SUBJECT,
     PERSONAL_QUESTION,
@@ -56,6 +57,7 @@ from clinic.reading.questions import (
     is_question,
     not_happening_now,
     says_now,
+    told_as_a_memory,
 )
 from clinic.safety.guard import GuardResult, default_guard
 from clinic.safety.mentions import crisis_words_as_a_topic
@@ -98,6 +100,12 @@ _LOGISTIC_TOPICS = frozenset(
     }
 )
 _SENTENCE_INTENT_CONFIDENCE = 0.5
+# The clinic's treatment, as what a remembered reaction followed
+_TREATMENT = re.compile(
+    r"\b(?:infusions?|treatments?|sessions?|spravato|ketamine|boosters?|shots?|injections?|nasal spray|"
+    r"infusi[oó]n|infusiones|tratamiento|sesi[oó]n)\b",
+    re.IGNORECASE,
+)
 
 
 def _sent_with_picture(message: Message) -> bool:
@@ -185,10 +193,15 @@ class SafetyGuard(GraphComponent):
             ):
                 not_now = result.rule
                 # the rest of the message still speaks ("I have epilepsy, could it give me seizures?")
-                result = self._guard.check(_without(text, result.matched))
+                matched = result.matched
+                result = self._guard.check(_without(text, matched))
                 result = result if result.category not in _CATEGORY_RANK else GuardResult(language=whole.language)
                 result.medical_terms = sorted(set(result.medical_terms) | set(whole.medical_terms))
                 deciding = None
+                if result.category is None and any(told_as_a_memory(p) and _TREATMENT.search(p) for p in firing):
+                    # "my chest felt tight during the infusion last week but it went away": over,
+                    # but a reaction to the treatment, which staff read (docs/POLICY.md)
+                    result.category, result.rule, result.matched = "medical", "past_reaction", matched
         topic = crisis_words_as_a_topic(self._guard, text, sentences) if result.category == "crisis" else []
         if topic:
             # crisis words naming what a general question is about: read the rest of the message
@@ -231,6 +244,10 @@ class SafetyGuard(GraphComponent):
             # the picture makes it personal: "what's this rash?" asks about the patient's own skin
             result.category, result.rule, result.matched = "medical", "with_picture", list(result.medical_terms)
             verdict |= {"category": "medical", "rule": "with_picture", "matched": result.matched}
+        if not result.fired and result.medical_terms and ASKING_FOR_SELF.search(message.get(TEXT) or ""):
+            # "is it ok with a pacemaker? asking for myself": said in general, meant for the writer
+            result.category, result.rule, result.matched = "medical", "asked_for_oneself", list(result.medical_terms)
+            verdict |= {"category": "medical", "rule": "asked_for_oneself", "matched": result.matched}
         unreadable = reading.get("unreadable") is not None
         if unreadable and not result.fired:
             # a sentence in a language the assistant cannot read may say anything: a person reads
@@ -346,6 +363,8 @@ class SafetyGuard(GraphComponent):
         questions = [i for i, s in enumerate(sentences) if is_question(s)]
         if not questions or len(questions) == len(sentences):
             return False
+        if any(ASKING_FOR_SELF.search(s) for s in sentences):
+            return False  # "can you do it with a pacemaker? asking for me"
         intents = reading.get("sentence_intents") or []
 
         def general(i: int) -> bool:

@@ -41,6 +41,8 @@ _REPLACEABLE = frozenset(
     {"greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "out_of_scope", "nlu_fallback"}
 )
 _NOT_FROM_A_SENTENCE = frozenset({"crisis", "inform", "EXTERNAL_handoff_resolved", *_REPLACEABLE})
+# A request to book beside a general question is a booking (docs/POLICY.md: booking > faq)
+_BOOKING = frozenset({"book_consultation", "reschedule_booking", "cancel_booking"})
 
 
 def risk_label(message: Message, guard: Any) -> str:
@@ -88,6 +90,8 @@ class SentenceReader(GraphComponent):
             "intent_C": 10.0,
             # a sentence's intent replaces small talk at this confidence
             "sentence_confidence": 0.5,
+            # a sentence's booking request replaces a general question's intent at this confidence
+            "booking_sentence_confidence": 0.6,
             "random_state": 42,
         }
 
@@ -218,8 +222,16 @@ class SentenceReader(GraphComponent):
         return {"name": self.intents.classes[best], "confidence": round(float(probabilities[best]), 3)}
 
     def _answer_the_question_inside(self, message: Message, sentence_intents: list[dict[str, Any]]) -> None:
-        """Small talk around a question ("thanks! how do I prepare?") is answered by the question."""
-        whole = (message.get(INTENT) or {}).get("name")
+        """Small talk around a question ("thanks! how do I prepare?") is answered by the question;
+        a general question beside a request to book ("price for six? go ahead and schedule me") is
+        a booking."""
+        whole = (message.get(INTENT) or {}).get("name") or ""
+        if whole.startswith("faq_"):
+            bar = float(self._config["booking_sentence_confidence"])
+            booking = [s for s in sentence_intents if s["name"] in _BOOKING and s["confidence"] >= bar]
+            if booking:
+                promote(message, max(booking, key=lambda s: s["confidence"]))
+            return
         if whole not in _REPLACEABLE:
             return
         candidates = [

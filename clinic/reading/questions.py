@@ -33,11 +33,12 @@ PERSONAL_QUESTION = re.compile(
     r"symptoms?|history)\b"
     r"|\b(?:can|could|should|would|may|will) i "
     r"(?:do|get|have|take|try|use|start|stop|be|qualify|handle|keep|continue|still)\b"
-    r"|\bam i\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
+    r"|\bam i\b|\bpersonally\b|\bwill (?:it|ketamine|this|that) (?:help|work|hurt|affect|fix)\b"
     r"|^\W*(?:is|are|was|could|can|should|would) (?:this|that|these|those|it normal)\b|\bworr(?:y|ied)\b"
     # "normal" said of something ("is it normal", "normal to feel"), not before a noun ("a normal series")
     r"|\bnormal\b(?=\s*(?:$|[?.!,;:)]|(?:to|for|after|or|if|when|that|with|right|though|tho|lol|rn)\b))"
-    r"|\b(?:do|must|should) i (?:need to |have to )?(?:skip|stop|hold|pause|quit|keep|continue|change|adjust)\b"
+    r"|\b(?:do|must|should) i (?:need to |have to )?(?:skip|stop|hold|pause|quit|keep|continue|change|adjust|tell|"
+    r"mention|report|inform|warn|bring (?:it|that|this) up)\b"
     r"|\b(?:have|need) to (?:skip|stop|hold|pause|quit) (?:it|them|that|those|my)\b"
     r"|\bpump\b|\bbreast ?(?:feed\w*|milk)\b|\bnursing\b"
     r"|\b(?:mi|mis|él|ella|puedo|tengo|estoy|tomo)\b",
@@ -53,13 +54,23 @@ COMPANION = re.compile(
 # Explicitly general: about people, not the writer ("do people usually get nauseous?").
 GENERIC_SUBJECT = re.compile(
     r"\b(?:someone|somebody|anyone|anybody|people|ppl|patients?|a person|folks|most|you|one|in general|"
+    r"clinics|providers|doctors|"
     r"generally|usually|typically)\b",
+    re.IGNORECASE,
+)
+# A statement that makes a question just asked the writer's own: "asking for me", "it's for myself"
+ASKING_FOR_SELF = re.compile(
+    r"\b(?:asking|asked|ask|question|this is|that'?s|thats|it'?s|its) (?:for|about) (?:me|myself|my ?self)\b"
+    r"|\basking (?:because|bc|cuz|cause|since|as) (?:i|i'm|im|my)\b"
+    r"|\b(?:pregunto|es) (?:por|para) m[ií]\b",
     re.IGNORECASE,
 )
 WRITER = re.compile(r"\b(?:i|im|i'm|ive|i've|id|i'd|me|my|mine|myself|we|us|our)\b", re.IGNORECASE)
 # An emergency told as a memory ("I passed out at a blood draw once") is not happening now.
 _PAST = re.compile(
     r"\b(?:once|years? ago|months? ago|as a (?:kid|child|teen)|when i was|in the past|used to|back in|last year|"
+    r"last week|last weekend|last month|the other (?:day|week)|(?:\d+|a few|a couple(?: of)?|two|three|several) "
+    r"(?:days|weeks) ago|went away|it passed|la semana pasada|el mes pasado|"
     r"long time ago|years back|months back|a while back|way back|in college|in high school|growing up|"
     r"hace años|hace anos|hace meses|el año pasado|"
     r"el ano pasado|de niño|de nino|de niña|de nina|cuando era|tuve|tuvo|en (?:19|20)\d\d)\b",
@@ -82,11 +93,21 @@ _NOW = re.compile(
 )
 
 
+# A question told as a statement: "I was wondering how long one takes", "curious whether..."
+_EMBEDDED_QUESTION = re.compile(
+    r"\b(?:wondering|wonder|wondered|want(?:ed)? to know|would like to know|like to know|need to know|curious|"
+    r"me preguntaba|quisiera saber|quiero saber)\s+(?:about\s+)?(?:if|whether|how|what|when|where|why|who|which|"
+    r"si|c[oó]mo|cu[aá]nto|cu[aá]ndo|d[oó]nde|qu[eé])\b",
+    re.IGNORECASE,
+)
+
+
 def is_question(sentence: str) -> bool:
     return (
         sentence.rstrip().endswith("?")
         or bool(_QUESTION_START.match(sentence))
         or bool(_QUESTION_CLAUSE.search(sentence))
+        or bool(_EMBEDDED_QUESTION.search(sentence))
     )
 
 
@@ -105,6 +126,11 @@ def not_happening_now(piece: str) -> bool:
         and not (WRITER.search(piece) or PERSONAL_QUESTION.search(piece) or _NOW.search(piece))
     ):
         return True
+    return told_as_a_memory(piece)
+
+
+def told_as_a_memory(piece: str) -> bool:
+    """Something told as past and over: "my chest felt tight last week but it went away"."""
     return bool(_PAST.search(piece)) and not _NOW.search(piece)
 
 

@@ -55,6 +55,8 @@ _NOT_KIN = frozenset(
      "bestie", "bff", "amiga", "amigo", "amigas", "amigos", "vecina", "vecino", "compañera", "compañero"}
 )
 _WRITER_WORDS = frozenset({"i", "i'm", "im", "me", "my", "we", "our", "yo", "mi"})
+# A thing, not a person, before "is": "they think this is just legal drug use"
+_THINGS = frozenset({"this", "that", "it", "which", "ketamine", "treatment", "clinic", "esto", "eso"})
 # "is that normal for most folks?", "is it safe in general": a verdict asked about people at large
 _IN_GENERAL = re.compile(
     r"^\W*(?:(?:for|in|among|with)\s+(?:most|many|all|the average|other)?\s*"
@@ -613,6 +615,8 @@ def _attributed(doc: Doc, span: Span, cues: frozenset[str], window: int = 4) -> 
     if cue is None:
         return False
     subject = {t.lower_ for t in doc[max(0, cue - 2) : cue]}
+    if doc[cue].lemma_ == "be" and subject & _THINGS and not subject & _WRITER_WORDS:
+        return False
     return not (subject & _OTHERS) or bool(subject & _WRITER_WORDS)
 
 

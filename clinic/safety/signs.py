@@ -12,7 +12,8 @@ is asked about too.
 Final arrangements told of oneself ("wrote my will and changed the beneficiaries this week") and
 things one will not need after a near day ("cancel the rest, won't need them after this weekend")
 are warning signs that clinicians ask about; a lawyer's advice or a trip explains them as often,
-so they are asked about too, never taken as a crisis.
+so they are asked about too, never taken as a crisis. So is a crisis line asked about by a writer
+who says they need it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ _ARRANGEMENTS = re.compile(
     r"(?:will|last will|living will|beneficiar\w*|life insurance beneficiar\w*|obituary|obit|funeral|burial|"
     r"casket|headstone|cremation)\b"
     r"|\b(?:updated|changed|named|switched|added|listed) (?:the |all the |my )?beneficiar\w*"
+    r"|\b(?:told|showed|gave|sent|left|wrote down)\b.{0,25}\b(?:where my passwords|my passwords)\b"
     r"|\b(?:hice|escrib[ií]|firm[eé]|arregl[eé]|dej[eé] listo) (?:mi|el) testamento\b",
     re.IGNORECASE,
 )
@@ -73,21 +75,43 @@ _NO_NEED_AFTER = re.compile(
     r"|\bno (?:\w+ )?(?:voy|vamos) a necesitar\b.{0,40}?\bdespu[eé]s del?\b",
     re.IGNORECASE,
 )
+# Loose ends tied up, unless for work, a trip or a move
+_LOOSE_ENDS = re.compile(
+    r"\b(?:tying|tie|tied|wrapping|wrap|wrapped) up (?:all |a few |some )?(?:the |my )?loose ends\b", re.IGNORECASE
+)
+_ERRANDS = re.compile(
+    r"\b(?:work|job|office|project|vacation|trip|travel\w*|move|moving|semester|school|deadline|clients?|"
+    r"leave|wedding|surgery|holidays?|trabajo|viaje|mudanza)\b",
+    re.IGNORECASE,
+)
+# A crisis line asked about for oneself: "is 988 still a thing? I think I need it"
+_CRISIS_LINE = re.compile(
+    r"\b(?:988|741741|crisis (?:line|text line|hotline|number)|suicide (?:line|hotline|number)|"
+    r"l[ií]nea (?:de crisis|de prevenci[oó]n))\b",
+    re.IGNORECASE,
+)
+_FOR_ONESELF = re.compile(
+    r"\bi (?:think |might |may |probably |really |just )?(?:need|needed|should (?:call|text)|have to (?:call|text)|"
+    r"gotta (?:call|text))\b|\b(?:should|do|can|could) i (?:call|text|use|try)\b|\bnecesito\b|\bdebo llamar\b",
+    re.IGNORECASE,
+)
 _QUESTION = re.compile(r"\?|\b(?:how much|what|when|where|can i|do you|are you|is there)\b", re.IGNORECASE)
 
 
 def reason_to_ask(text: str) -> str | None:
     """``"at_a_height_now"``, ``"chosen_date"``, ``"unexplained_reach_out"``,
-    ``"final_arrangements"`` or ``"no_need_after"`` when the message gives reason for the safety
-    check-in although no crisis phrase matched; None otherwise."""
+    ``"final_arrangements"``, ``"no_need_after"`` or ``"crisis_line_for_oneself"`` when the message
+    gives reason for the safety check-in although no crisis phrase matched; None otherwise."""
     if _HIGH_PLACE.search(text) and _NOW.search(text) and not _EVERYDAY.search(text):
         return "at_a_height_now"
     if _CHOSEN_DATE.search(text) and not _PLANS.search(text):
         return "chosen_date"
     if _UNSURE_WHY.search(text) and (_HIGH_PLACE.search(text) or not _QUESTION.search(_UNSURE_WHY.sub(" ", text))):
         return "unexplained_reach_out"
-    if _ARRANGEMENTS.search(text):
+    if _ARRANGEMENTS.search(text) or (_LOOSE_ENDS.search(text) and not _ERRANDS.search(text)):
         return "final_arrangements"
     if _NO_NEED_AFTER.search(text):
         return "no_need_after"
+    if _CRISIS_LINE.search(text) and _FOR_ONESELF.search(text):
+        return "crisis_line_for_oneself"
     return None

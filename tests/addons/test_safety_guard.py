@@ -340,9 +340,13 @@ def preamble(text: str, sentences: list[str], question_intent: str, classifier: 
         (["Been through five antidepressants and TMS.", "What does a normal course of infusions look like?"],
          "faq_treatment_process"),
         (["My bipolar makes new places hard.", "Can my sister sit in on the consult?"], "faq_consultation"),
+        (["I'm a youth minister and parents at church say this is legal drug use.",
+          "How do clinics make sure nobody gets hooked?"], "faq_addiction"),
+        (["I'm 81 and my grandson drives me everywhere.", "I was wondering how long the first visit lasts."],
+         "faq_consultation"),
     ],
     ids=["logistics", "about-people-in-general", "first-person-logistics", "normal-before-a-noun",
-         "a-relative-as-company"],
+         "a-relative-as-company", "a-thing-called-drug-use", "a-question-told-as-a-statement"],
 )
 def test_a_personal_preamble_before_a_general_question_is_not_medical(
     component: SafetyGuard, sentences: list[str], question_intent: str
@@ -380,6 +384,17 @@ def test_a_question_that_depends_on_the_preamble_stays_medical(
     assert message.get(INTENT)["name"] == "medical_question"
 
 
+def test_a_general_question_said_to_be_the_writers_own_stays_medical(component: SafetyGuard) -> None:
+    sentences = ["Is ketamine ok for people with a defibrillator?", "Asking for myself, mine went in last spring."]
+    message = classified(" ".join(sentences), ("faq_safety", 0.7))
+    intents = [{"name": "faq_safety", "confidence": 0.8}, {"name": "medical_question", "confidence": 0.6}]
+    message.set("reading", {"sentences": sentences, "risk": {"verdict": None, "piece": 0}, "sentence_intents": intents})
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
+
+
 @pytest.mark.parametrize(
     "text",
     ["Can someone overdose on ketamine at a clinic?", "I passed out at a blood draw once lol"],
@@ -393,6 +408,18 @@ def test_an_emergency_word_in_a_general_question_or_a_memory_is_not_an_emergency
 
     assert message.get(INTENT)["name"] == "faq_safety"
     assert message.get(GUARD_KEY)["not_now"]
+
+
+def test_a_reaction_to_a_treatment_that_is_over_goes_to_staff_without_911(component: SafetyGuard) -> None:
+    message = classified(
+        "had chest pain for a bit in my session two weeks ago, then it went away. do i mention it at the next one?",
+        ("faq_preparation", 0.8),
+    )
+
+    component.process([message])
+
+    assert message.get(INTENT)["name"] == "medical_question"
+    assert message.get(GUARD_KEY)["rule"] == "past_reaction"
 
 
 @pytest.mark.parametrize(
@@ -762,6 +789,8 @@ def test_an_emergency_told_before_asking_about_a_risk_stays_one(component: Safet
         "ok. i chose the day. does the first infusion hurt",
         "signed my will and named my sister as beneficiary this week. what time do you open",
         "take me off the infusion list, i wont be needing them past sunday",
+        "finally tied up all my loose ends. anything open thursday?",
+        "do you guys know if the 988 line works by text, i might need it tonight",
     ],
 )
 def test_a_writer_up_high_now_or_reaching_out_unexplained_is_asked(component: SafetyGuard, text: str) -> None:
@@ -783,6 +812,8 @@ def test_a_writer_up_high_now_or_reaching_out_unexplained_is_asked(component: Sa
         "we finally set the date for the wedding! can i get infusions before it?",
         "my attorney told me to update my will someday, anyway do you take aetna?",
         "my grandpa signed his will yesterday, can he still book a consult?",
+        "tying up loose ends at the office before my trip, can i book for the 20th?",
+        "what does 988 stand for, my teacher mentioned it in health class",
     ],
 )
 def test_a_visitor_or_worker_up_high_is_not_asked(component: SafetyGuard, text: str) -> None:

@@ -117,6 +117,22 @@ def test_a_question_is_not_replaced_by_another_sentence(reader: SentenceReader) 
     assert message.get(INTENT)["name"] == "book_consultation"
 
 
+def test_a_request_to_book_beside_a_general_question_is_a_booking(reader: SentenceReader) -> None:
+    message = classified("what should i bring before my infusion? i want to book next week", "faq_preparation", 0.9)
+
+    reader.process([message])
+
+    assert message.get(INTENT)["name"] == "book_consultation"
+
+
+def test_a_general_question_beside_small_talk_stays_the_question(reader: SentenceReader) -> None:
+    message = classified("how do i prepare for an infusion? thanks so much", "faq_preparation", 0.9)
+
+    reader.process([message])
+
+    assert message.get(INTENT)["name"] == "faq_preparation"
+
+
 def test_a_one_sentence_message_has_no_sentence_reading(reader: SentenceReader) -> None:
     message = classified("my dad collapsed and is not breathing", "faq_preparation")
 
