@@ -48,11 +48,11 @@ from addons.intent_ranking import promote
 from clinic.channels import MEDIA_METADATA_KEY
 from clinic.reading.language import LANGUAGES, SPANISH, detect_language
 from clinic.reading.questions import (
-    ASKING_FOR_SELF,
     COMPANION,
     GENERIC_SUBJECT,
     PERSONAL_QUESTION,
     WRITER,
+    asks_for_oneself,
     before_a_risk_question,
     is_question,
     not_happening_now,
@@ -102,8 +102,10 @@ _LOGISTIC_TOPICS = frozenset(
 _SENTENCE_INTENT_CONFIDENCE = 0.5
 # The clinic's treatment, as what a remembered reaction followed
 _TREATMENT = re.compile(
-    r"\b(?:infusions?|treatments?|sessions?|spravato|ketamine|boosters?|shots?|injections?|nasal spray|"
-    r"infusi[oó]n|infusiones|tratamiento|sesi[oó]n)\b",
+    r"\b(?:during|after|at|in|since|from|with|before) (?:my|the|that|this|an?|el|la|mi)\s+"
+    r"(?:(?:last|first|second|third|recent|latest|next|[uú]ltima|primera)\s+)?"
+    r"(?:infusions?|treatments?|sessions?|spravato|boosters?|shots?|injections?|nasal spray|infusi[oó]n|"
+    r"tratamiento|sesi[oó]n)\b",
     re.IGNORECASE,
 )
 
@@ -244,7 +246,7 @@ class SafetyGuard(GraphComponent):
             # the picture makes it personal: "what's this rash?" asks about the patient's own skin
             result.category, result.rule, result.matched = "medical", "with_picture", list(result.medical_terms)
             verdict |= {"category": "medical", "rule": "with_picture", "matched": result.matched}
-        if not result.fired and result.medical_terms and ASKING_FOR_SELF.search(message.get(TEXT) or ""):
+        if not result.fired and result.medical_terms and asks_for_oneself(message.get(TEXT) or ""):
             # "is it ok with a pacemaker? asking for myself": said in general, meant for the writer
             result.category, result.rule, result.matched = "medical", "asked_for_oneself", list(result.medical_terms)
             verdict |= {"category": "medical", "rule": "asked_for_oneself", "matched": result.matched}
@@ -333,12 +335,13 @@ class SafetyGuard(GraphComponent):
     def _risk_outweighed(message: Message, reading: dict[str, Any], result: GuardResult) -> bool:
         """Whether an uncertain risk reading needs no question after all.
 
-        A turn that goes to staff anyway (medical, a person) is read by them; danger words that
-        all sit inside a known idiom ("my mom will kill me") are not a crisis; and when an intent
-        model that knows crisis language too is sure the deciding piece is something else
-        ("quiero agendar una consulta"), the two disagree only weakly.
+        Danger words that all sit inside a known idiom ("my mom will kill me") are not a crisis;
+        and when an intent model that knows crisis language too is sure the deciding piece is
+        something else ("quiero agendar una consulta"), the two disagree only weakly. A turn that
+        goes to staff anyway (medical, a person) is asked too: staff read it later, and a crisis
+        told as a medical question ("I know exactly how much of my meds it takes") needs 988 now.
         """
-        if SafetyGuard._read_elsewhere(message, result):
+        if result.idioms and not result.fired:
             return True
         if (reading.get("risk") or {}).get("kind") == "emergency":
             # a possible emergency now cannot wait on an intent model's opinion (stroke signs read
@@ -363,7 +366,7 @@ class SafetyGuard(GraphComponent):
         questions = [i for i, s in enumerate(sentences) if is_question(s)]
         if not questions or len(questions) == len(sentences):
             return False
-        if any(ASKING_FOR_SELF.search(s) for s in sentences):
+        if any(asks_for_oneself(s) for s in sentences):
             return False  # "can you do it with a pacemaker? asking for me"
         intents = reading.get("sentence_intents") or []
 

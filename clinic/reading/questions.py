@@ -59,12 +59,19 @@ GENERIC_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 # A statement that makes a question just asked the writer's own: "asking for me", "it's for myself"
-ASKING_FOR_SELF = re.compile(
+_ASKING_FOR_SELF = re.compile(
     r"\b(?:asking|asked|ask|question|this is|that'?s|thats|it'?s|its) (?:for|about) (?:me|myself|my ?self)\b"
-    r"|\basking (?:because|bc|cuz|cause|since|as) (?:i|i'm|im|my)\b"
     r"|\b(?:pregunto|es) (?:por|para) m[ií]\b",
     re.IGNORECASE,
 )
+_DENIED = re.compile(r"\b(?:not|no|n't|nt|isnt|aint)\s*$", re.IGNORECASE)
+
+
+def asks_for_oneself(text: str) -> bool:
+    """Whether the writer says a question is their own ("asking for myself"), not denying it
+    ("not asking for me, writing a paper")."""
+    return any(not _DENIED.search(text[: m.start()]) for m in _ASKING_FOR_SELF.finditer(text))
+
 WRITER = re.compile(r"\b(?:i|im|i'm|ive|i've|id|i'd|me|my|mine|myself|we|us|our)\b", re.IGNORECASE)
 # An emergency told as a memory ("I passed out at a blood draw once") is not happening now.
 _PAST = re.compile(

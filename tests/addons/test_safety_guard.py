@@ -260,8 +260,8 @@ def test_an_uncertain_risk_reading_asks_a_check_in(component: SafetyGuard) -> No
 
 @pytest.mark.parametrize(
     "ranking",
-    [(("book_consultation", 0.92),), (("medical_question", 0.5),), (("request_human", 0.6),)],
-    ids=["confident-booking", "goes-to-staff", "asks-for-a-person"],
+    [(("book_consultation", 0.92),), (("medical_question", 0.92),), (("request_human", 0.9),)],
+    ids=["confident-booking", "confident-medical", "confident-person"],
 )
 def test_an_uncertain_reading_is_outweighed(component: SafetyGuard, ranking) -> None:
     message = with_reading(classified("quiero agendar una consulta", *ranking), "uncertain")
@@ -269,6 +269,16 @@ def test_an_uncertain_reading_is_outweighed(component: SafetyGuard, ranking) -> 
     component.process([message])
 
     assert "safety" not in message.get(GUARD_KEY)
+
+
+@pytest.mark.parametrize("intent", ["medical_question", "request_human"])
+def test_an_uncertain_reading_on_a_turn_for_staff_is_asked_too(component: SafetyGuard, intent: str) -> None:
+    message = with_reading(classified("can someone call me, i cant keep doing this", (intent, 0.5)), "uncertain")
+
+    component.process([message])
+
+    assert message.get(GUARD_KEY)["safety"] == "checkin"
+    assert message.get(INTENT)["name"] == intent  # escalated to staff after the question
 
 
 @pytest.mark.parametrize("pleasantry", ["goodbye", "thanks", "greet", "affirm"])
