@@ -15,6 +15,7 @@ sentence's intent); :class:`addons.safety_guard.SafetyGuard`, which runs next, d
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -41,8 +42,16 @@ _REPLACEABLE = frozenset(
     {"greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "out_of_scope", "nlu_fallback"}
 )
 _NOT_FROM_A_SENTENCE = frozenset({"crisis", "inform", "EXTERNAL_handoff_resolved", *_REPLACEABLE})
-# A request to book beside a general question is a booking (docs/POLICY.md: booking > faq)
+# A request to book beside a general question is a booking (docs/POLICY.md: booking > faq). The
+# sentence must say so in words: the sentence model also puts there what it cannot place
+# ("Thank you, June", "my granddaughter set me up with this texting").
 _BOOKING = frozenset({"book_consultation", "reschedule_booking", "cancel_booking"})
+_BOOKING_WORDS = re.compile(
+    r"\b(?:book\w*|schedul\w*|reschedul\w*|cancel\w*|consult\w*|appointments?|appts?|slots?|openings?|availability|"
+    r"sign me up|put me (?:down|in)|get me in|fit me in|set (?:me|it|one|that) up|agendar|agenda|cita|citas|"
+    r"programar|reservar|cancelar)\b",
+    re.IGNORECASE,
+)
 
 
 def risk_label(message: Message, guard: Any) -> str:
@@ -183,7 +192,7 @@ class SentenceReader(GraphComponent):
             reading["unreadable"] = unreadable  # index into sentences (the whole when it has one)
         if len(sentences) > 1:
             reading["sentence_intents"] = [self._intent_of(s) for s in sentences]
-            self._answer_the_question_inside(message, reading["sentence_intents"])
+            self._answer_the_question_inside(message, sentences, reading["sentence_intents"])
         message.set(READING_KEY, reading, add_to_output=True)
 
     def _without_idioms(
@@ -221,14 +230,20 @@ class SentenceReader(GraphComponent):
         best = int(probabilities.argmax())
         return {"name": self.intents.classes[best], "confidence": round(float(probabilities[best]), 3)}
 
-    def _answer_the_question_inside(self, message: Message, sentence_intents: list[dict[str, Any]]) -> None:
+    def _answer_the_question_inside(
+        self, message: Message, sentences: list[str], sentence_intents: list[dict[str, Any]]
+    ) -> None:
         """Small talk around a question ("thanks! how do I prepare?") is answered by the question;
         a general question beside a request to book ("price for six? go ahead and schedule me") is
         a booking."""
         whole = (message.get(INTENT) or {}).get("name") or ""
         if whole.startswith("faq_"):
             bar = float(self._config["booking_sentence_confidence"])
-            booking = [s for s in sentence_intents if s["name"] in _BOOKING and s["confidence"] >= bar]
+            booking = [
+                s
+                for s, sentence in zip(sentence_intents, sentences)
+                if s["name"] in _BOOKING and s["confidence"] >= bar and _BOOKING_WORDS.search(sentence)
+            ]
             if booking:
                 promote(message, max(booking, key=lambda s: s["confidence"]))
             return

@@ -125,6 +125,15 @@ def test_a_request_to_book_beside_a_general_question_is_a_booking(reader: Senten
     assert message.get(INTENT)["name"] == "book_consultation"
 
 
+def test_a_sentence_that_names_no_booking_does_not_make_a_question_a_booking(reader: SentenceReader) -> None:
+    message = classified("what should i bring before my infusion? can i come this week", "faq_preparation", 0.9)
+    message.set(TEXT, "what should i bring before my infusion? can i come this week")
+
+    reader.process([message])
+
+    assert message.get(INTENT)["name"] == "faq_preparation"
+
+
 def test_a_general_question_beside_small_talk_stays_the_question(reader: SentenceReader) -> None:
     message = classified("how do i prepare for an infusion? thanks so much", "faq_preparation", 0.9)
 
