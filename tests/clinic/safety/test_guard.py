@@ -114,6 +114,14 @@ def test_idioms_do_not_fire(guard, text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    ["maybe the next shift will finally kill me, i hope so", "i hope this workout kills me"],
+)
+def test_a_wish_to_be_killed_is_not_read_as_an_idiom(guard, text: str) -> None:
+    assert not guard.check(text).idioms
+
+
+@pytest.mark.parametrize(
     "text", ["I'm not suicidal, I just want to know the price", "no I am not going to hurt myself"]
 )
 def test_an_explicit_denial_does_not_fire_and_is_recorded(guard, text: str) -> None:
